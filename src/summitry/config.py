@@ -1,0 +1,54 @@
+"""Configuration, read from an environment passed in (tests pass a dict)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from summitry.store.database import sqlite_url
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: Path
+    database_url: str
+    public_url: str
+    grant_secret: bytes
+    operator_token: str
+
+    @classmethod
+    def from_environ(
+        cls,
+        environ: Mapping[str, str],
+        *,
+        data_dir: Path | None = None,
+        public_url: str | None = None,
+    ) -> Config:
+        folder = (data_dir or Path(environ.get("SUMMITRY_DATA_DIR", "data"))).resolve()
+        folder.mkdir(parents=True, exist_ok=True)
+        return cls(
+            data_dir=folder,
+            database_url=environ.get("SUMMITRY_DATABASE_URL") or sqlite_url(folder),
+            public_url=(
+                public_url or environ.get("SUMMITRY_PUBLIC_URL") or "http://127.0.0.1:8000"
+            ).rstrip("/"),
+            grant_secret=secret_file(folder / "grant.key", 48).encode(),
+            operator_token=environ.get("SUMMITRY_OPERATOR_TOKEN")
+            or secret_file(folder / "operator.token", 24),
+        )
+
+
+def secret_file(path: Path, size: int) -> str:
+    """The secret kept in `path`, made on first use and readable by its owner only."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    value = secrets.token_urlsafe(size)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(value + "\n")
+    return value

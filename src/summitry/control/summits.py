@@ -1,0 +1,851 @@
+"""The orchestrator of summits: the one place that applies commands to the phase
+machine, persists the new state with its audit record in one transaction, and then
+carries out the effects and announces them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from summitry.control.events import EventHub
+from summitry.control.views import (
+    Invite,
+    ParticipantView,
+    PublicSideView,
+    PublicView,
+    ReadoutView,
+    SideView,
+    SummitView,
+)
+from summitry.domain import phases
+from summitry.domain.errors import (
+    Conflict,
+    IllegalTransition,
+    InvalidInput,
+    NotAuthenticated,
+    NotFound,
+    NotPermitted,
+    StaleVersion,
+)
+from summitry.domain.invitation import Invitation, to_ics
+from summitry.domain.model import (
+    MAX_NAME,
+    MAX_READOUT,
+    GoLiveConsent,
+    Presence,
+    Role,
+    SummitDraft,
+    require_text,
+    slugify,
+)
+from summitry.domain.times import offset_change, require_aware, require_zone, wall_time
+from summitry.security import audit, grants
+from summitry.security.grants import Grant
+from summitry.store.models import AuditRow, ParticipantRow, ReadoutRow, SideRow, SummitRow
+
+log = logging.getLogger(__name__)
+
+CLOCK_ACTOR = "clock"
+OPERATOR_ACTOR = "operator"
+IN_CALL = (Presence.ADMITTED.value,)
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class MediaPlane(Protocol):
+    """What the orchestrator asks of the media plane; media/ implements it."""
+
+    async def carry_out(self, summit_id: str, effect: phases.Effect) -> None: ...
+
+
+def new_id() -> str:
+    return secrets.token_hex(8)
+
+
+class Summits:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        grant_secret: bytes,
+        public_url: str,
+        hub: EventHub,
+        clock: Clock | None = None,
+        media: MediaPlane | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._secret = grant_secret
+        self._public_url = public_url
+        self.hub = hub
+        self.clock: Clock = clock or SystemClock()
+        self._media = media
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    # --- creating and reading summits
+
+    async def create(self, draft: SummitDraft) -> tuple[SummitView, list[Invite]]:
+        now = self.clock.now()
+        draft.validate(now)
+        summit_id = new_id()
+        row = SummitRow(
+            id=summit_id,
+            slug=slugify(draft.title, secrets.token_hex(3)),
+            title=draft.title.strip(),
+            agenda=draft.agenda.strip(),
+            starts_at=require_aware(draft.starts_at, "starts_at"),
+            planned_seconds=int(draft.planned_length.total_seconds()),
+            public_seconds=int(draft.public_length.total_seconds()),
+            lobby_lead_seconds=int(draft.lobby_lead.total_seconds()),
+            end_grace_seconds=int(draft.end_grace.total_seconds()),
+            go_live_consent=draft.go_live_consent.value,
+            phase=phases.Phase.SCHEDULED.value,
+            version=0,
+            consents=[],
+            created_at=now,
+        )
+        sides = [
+            SideRow(
+                id=new_id(),
+                summit_id=summit_id,
+                position=index,
+                name=side.name.strip(),
+                time_zone=side.time_zone,
+            )
+            for index, side in enumerate(draft.sides)
+        ]
+        coordinators = [
+            self._participant_row(row, side, draft_side.coordinator_name, Role.COORDINATOR, now)
+            for side, draft_side in zip(sides, draft.sides, strict=True)
+        ]
+        async with self._sessions.begin() as session:
+            session.add(row)
+            await session.flush()
+            session.add_all(sides)
+            await session.flush()
+            session.add_all(coordinators)
+            await self._audit(
+                session,
+                row.id,
+                OPERATOR_ACTOR,
+                "summit_created",
+                {
+                    "title": row.title,
+                    "starts_at": row.starts_at.isoformat(),
+                    "sides": [
+                        {"id": side.id, "name": side.name, "time_zone": side.time_zone}
+                        for side in sides
+                    ],
+                    "coordinators": [p.id for p in coordinators],
+                },
+                now,
+            )
+        invites = [self._invite(row, p) for p in coordinators]
+        return self._view(row, sides, None), invites
+
+    async def list_all(self) -> list[SummitView]:
+        async with self._sessions() as session:
+            rows = (await session.scalars(select(SummitRow).order_by(SummitRow.starts_at))).all()
+            views = []
+            for row in rows:
+                views.append(self._view(row, await self._sides(session, row.id), None))
+            return views
+
+    async def get(self, summit_id: str, viewer_zone: str | None = None) -> SummitView:
+        if viewer_zone is not None:
+            require_zone(viewer_zone, "tz")
+        async with self._sessions() as session:
+            row = await self._summit(session, summit_id)
+            return self._view(row, await self._sides(session, row.id), viewer_zone)
+
+    async def public(self, slug: str, viewer_zone: str | None = None) -> PublicView:
+        if viewer_zone is not None:
+            require_zone(viewer_zone, "tz")
+        now = self.clock.now()
+        async with self._sessions() as session:
+            row = await session.scalar(select(SummitRow).where(SummitRow.slug == slug))
+            if row is None:
+                raise NotFound("there is no public summit at this address")
+            sides = await self._sides(session, row.id)
+            readouts = await self._readouts(session, row.id, sides)
+        return PublicView(
+            slug=row.slug,
+            title=row.title,
+            agenda=row.agenda,
+            starts_at=row.starts_at,
+            phase=row.phase,
+            live=row.phase == phases.Phase.PUBLIC.value,
+            sides=[
+                PublicSideView(s.name, s.time_zone, wall_time(row.starts_at, s.time_zone))
+                for s in sides
+            ],
+            viewer_local_start=wall_time(row.starts_at, viewer_zone) if viewer_zone else None,
+            readouts=[r for r in readouts if r.embargo_until is None or r.embargo_until <= now],
+        )
+
+    async def summit_id_for(self, slug: str) -> str:
+        async with self._sessions() as session:
+            summit_id = await session.scalar(select(SummitRow.id).where(SummitRow.slug == slug))
+        if summit_id is None:
+            raise NotFound("there is no public summit at this address")
+        return summit_id
+
+    # --- grants
+
+    async def authenticate(self, token: str) -> Grant:
+        """The grant `token` carries, if its participant still holds it."""
+        grant = grants.read(token, self._secret, self.clock.now())
+        async with self._sessions() as session:
+            person = await session.get(ParticipantRow, grant.participant_id)
+        if (
+            person is None
+            or person.revoked
+            or person.grant_id != grant.grant_id
+            or person.summit_id != grant.summit_id
+        ):
+            raise NotAuthenticated("this invitation link has been revoked")
+        return grant
+
+    # --- roster and lobby
+
+    async def participants(self, grant: Grant, summit_id: str) -> list[ParticipantView]:
+        require_summit(grant, summit_id)
+        async with self._sessions() as session:
+            rows = (
+                await session.scalars(
+                    select(ParticipantRow)
+                    .where(ParticipantRow.summit_id == summit_id, ParticipantRow.revoked.is_(False))
+                    .order_by(ParticipantRow.created_at)
+                )
+            ).all()
+        return [participant_view(p) for p in rows]
+
+    async def invite(
+        self, grant: Grant, summit_id: str, name: str, role: Role, side_id: str | None
+    ) -> Invite:
+        require_summit(grant, summit_id)
+        require_coordinator(grant)
+        if side_id is not None and side_id != grant.side_id:
+            raise NotPermitted("a coordinator invites people to their own side only")
+        require_text(name, "name", MAX_NAME)
+        now = self.clock.now()
+        async with self._command(summit_id) as session:
+            row = await self._summit(session, summit_id)
+            if phases.Phase(row.phase).is_over:
+                raise IllegalTransition(f"the summit is {row.phase}; nobody can be invited")
+            side = await session.get(SideRow, grant.side_id)
+            assert side is not None
+            await self._refuse_duplicate(session, side.id, name)
+            person = self._participant_row(row, side, name, role, now)
+            session.add(person)
+            await self._audit(
+                session,
+                summit_id,
+                actor_of(grant),
+                "participant_invited",
+                {
+                    "participant": person.id,
+                    "side": side.id,
+                    "role": role.value,
+                    "name": person.name,
+                },
+                now,
+            )
+        self._announce_roster(summit_id, person, "invited")
+        return self._invite(row, person)
+
+    async def invitation(
+        self, grant: Grant, summit_id: str, participant_id: str
+    ) -> tuple[Invite, bytes]:
+        """The participant's link and calendar file: for the participant, or their coordinator."""
+        require_summit(grant, summit_id)
+        async with self._sessions() as session:
+            row = await self._summit(session, summit_id)
+            person = await self._participant(session, summit_id, participant_id)
+            if grant.participant_id != person.id:
+                require_coordinator(grant)
+                require_own_side(grant, person.side_id)
+            side = await session.get(SideRow, person.side_id)
+            assert side is not None
+        invite = self._invite(row, person)
+        ics = to_ics(
+            Invitation(
+                uid=f"{row.id}-{person.id}@summitry",
+                title=row.title,
+                agenda=row.agenda,
+                starts_at=row.starts_at,
+                length=timedelta(seconds=row.planned_seconds),
+                time_zone=side.time_zone,
+                attendee=person.name,
+                role=person.role,
+                side=side.name,
+                link=invite.link,
+                issued_at=row.created_at,
+            )
+        )
+        return invite, ics
+
+    async def remove(self, grant: Grant, summit_id: str, participant_id: str) -> ParticipantView:
+        require_summit(grant, summit_id)
+        require_coordinator(grant)
+        if participant_id == grant.participant_id:
+            raise NotPermitted("a coordinator cannot remove themselves")
+        return await self._set_presence(
+            grant,
+            summit_id,
+            participant_id,
+            Presence.REMOVED,
+            "participant_removed",
+            allowed_from=None,
+        )
+
+    async def admit(self, grant: Grant, summit_id: str, participant_id: str) -> ParticipantView:
+        require_summit(grant, summit_id)
+        require_coordinator(grant)
+        return await self._set_presence(
+            grant,
+            summit_id,
+            participant_id,
+            Presence.ADMITTED,
+            "participant_admitted",
+            allowed_from=(Presence.WAITING, Presence.DENIED),
+        )
+
+    async def deny(self, grant: Grant, summit_id: str, participant_id: str) -> ParticipantView:
+        require_summit(grant, summit_id)
+        require_coordinator(grant)
+        return await self._set_presence(
+            grant,
+            summit_id,
+            participant_id,
+            Presence.DENIED,
+            "participant_denied",
+            allowed_from=(Presence.WAITING, Presence.ADMITTED),
+        )
+
+    async def knock(self, grant: Grant, summit_id: str) -> ParticipantView:
+        """The participant arrives: a coordinator walks in, everyone else waits in the lobby."""
+        require_summit(grant, summit_id)
+        now = self.clock.now()
+        async with self._command(summit_id) as session:
+            row = await self._summit(session, summit_id)
+            phase = phases.Phase(row.phase)
+            if phase is phases.Phase.SCHEDULED:
+                opens = row.starts_at - timedelta(seconds=row.lobby_lead_seconds)
+                raise IllegalTransition(
+                    f"the lobby is not open yet; it opens at {opens.isoformat()}"
+                )
+            if phase.is_over:
+                raise IllegalTransition(f"the summit is {phase.value}")
+            person = await self._participant(session, summit_id, grant.participant_id)
+            if person.presence == Presence.ADMITTED.value:
+                return participant_view(person)
+            if person.presence == Presence.DENIED.value:
+                raise NotPermitted("your coordinator did not admit you to this summit")
+            coordinator = person.role == Role.COORDINATOR.value
+            person.presence = (Presence.ADMITTED if coordinator else Presence.WAITING).value
+            if coordinator:
+                row.empty_since = None
+            await self._audit(
+                session,
+                summit_id,
+                actor_of(grant),
+                "participant_joined" if coordinator else "participant_waiting",
+                {"participant": person.id},
+                now,
+            )
+        self._announce_roster(summit_id, person, person.presence)
+        return participant_view(person)
+
+    async def leave(self, grant: Grant, summit_id: str) -> ParticipantView:
+        require_summit(grant, summit_id)
+        return await self._set_presence(
+            grant,
+            summit_id,
+            grant.participant_id,
+            Presence.LEFT,
+            "participant_left",
+            allowed_from=(Presence.WAITING, Presence.ADMITTED),
+            own_side_only=False,
+        )
+
+    # --- phases
+
+    async def act(
+        self, grant: Grant, summit_id: str, action: str, expected_version: int | None
+    ) -> SummitView:
+        """A coordinator's phase action, refused if it acts on a stale version."""
+        require_summit(grant, summit_id)
+        require_coordinator(grant)
+        builder = ACTIONS.get(action)
+        if builder is None:
+            raise InvalidInput(
+                f"unknown action {action!r}; one of: {', '.join(ACTIONS)}", field="action"
+            )
+        return await self._apply(
+            summit_id, builder(grant.side_id), actor_of(grant), expected_version
+        )
+
+    async def fail(self, summit_id: str, reason: phases.CutReason) -> SummitView:
+        """The media plane or a lost control connection forces the cut."""
+        return await self._apply(
+            summit_id, phases.Cut(reason=reason), f"system:{reason.value}", None
+        )
+
+    async def tick(self) -> list[str]:
+        """Raises the events the clock makes due; returns the summits that moved."""
+        now = self.clock.now()
+        async with self._sessions() as session:
+            rows = (
+                await session.scalars(
+                    select(SummitRow).where(
+                        SummitRow.phase.in_([p.value for p in phases.Phase if not p.is_over])
+                    )
+                )
+            ).all()
+            states = [(row, state_of(row, await self._sides(session, row.id))) for row in rows]
+        moved = []
+        for row, state in states:
+            event = phases.due_event(state, now, row.empty_since)
+            if event is None:
+                continue
+            try:
+                await self._apply(row.id, event, CLOCK_ACTOR, row.version)
+            except (IllegalTransition, StaleVersion):
+                continue  # someone acted first; the next tick looks again
+            moved.append(row.id)
+        return moved
+
+    async def _apply(
+        self, summit_id: str, event: phases.Event, actor: str, expected_version: int | None
+    ) -> SummitView:
+        now = self.clock.now()
+        async with self._command(summit_id) as session:
+            row = await self._summit(session, summit_id)
+            if expected_version is not None and expected_version != row.version:
+                raise StaleVersion(
+                    f"the summit changed since you looked (version {row.version}, you acted on "
+                    f"{expected_version}); reload and decide again"
+                )
+            before = row.phase
+            sides = await self._sides(session, summit_id)
+            transition = phases.apply(state_of(row, sides), event, now)
+            store_state(row, transition.state)
+            if transition.state.phase is phases.Phase.PRIVATE and row.empty_since is None:
+                in_call = await session.scalar(
+                    select(func.count())
+                    .select_from(ParticipantRow)
+                    .where(
+                        ParticipantRow.summit_id == summit_id, ParticipantRow.presence.in_(IN_CALL)
+                    )
+                )
+                if not in_call:
+                    row.empty_since = now
+            await self._audit(
+                session,
+                summit_id,
+                actor,
+                phases.EVENT_NAMES[type(event)],
+                {
+                    "from": before,
+                    "to": row.phase,
+                    "version": row.version,
+                    "reason": event.reason.value if isinstance(event, phases.Cut) else None,
+                    "consents": sorted(row.consents),
+                    "effects": [type(effect).__name__ for effect in transition.effects],
+                },
+                now,
+            )
+        for effect in transition.effects:
+            if self._media is not None:
+                await self._media.carry_out(summit_id, effect)
+        self.hub.announce(
+            summit_id,
+            {
+                "type": "phase",
+                "phase": row.phase,
+                "version": row.version,
+                "consents": sorted(row.consents),
+                "at": now.isoformat(),
+            },
+        )
+        return self._view(row, sides, None)
+
+    # --- readouts
+
+    async def publish_readout(
+        self, grant: Grant, summit_id: str, statement: str | None, embargo_until: datetime | None
+    ) -> ReadoutView:
+        """The side's statement after the talks; `None` publishes "no statement"."""
+        require_summit(grant, summit_id)
+        require_coordinator(grant)
+        if statement is not None:
+            require_text(statement, "statement", MAX_READOUT)
+        if embargo_until is not None:
+            embargo_until = require_aware(embargo_until, "embargo_until")
+        now = self.clock.now()
+        async with self._command(summit_id) as session:
+            row = await self._summit(session, summit_id)
+            if row.phase != phases.Phase.ENDED.value:
+                raise IllegalTransition("readouts are published once the summit has ended")
+            if await session.get(ReadoutRow, (summit_id, grant.side_id)) is not None:
+                raise Conflict("your side has already published its readout")
+            readout = ReadoutRow(
+                summit_id=summit_id,
+                side_id=grant.side_id,
+                text=statement.strip() if statement else None,
+                embargo_until=embargo_until,
+                published_at=now,
+            )
+            session.add(readout)
+            await self._audit(
+                session,
+                summit_id,
+                actor_of(grant),
+                "readout_published",
+                {
+                    "side": grant.side_id,
+                    "no_statement": statement is None,
+                    "embargo_until": embargo_until.isoformat() if embargo_until else None,
+                },
+                now,
+            )
+            sides = await self._sides(session, summit_id)
+        self.hub.announce(summit_id, {"type": "readout", "side": grant.side_id})
+        return readout_view(readout, sides)
+
+    async def readouts(self, grant: Grant, summit_id: str) -> list[ReadoutView]:
+        require_summit(grant, summit_id)
+        async with self._sessions() as session:
+            return await self._readouts(session, summit_id, await self._sides(session, summit_id))
+
+    # --- audit
+
+    async def audit_trail(self, summit_id: str) -> list[audit.AuditEntry]:
+        async with self._sessions() as session:
+            await self._summit(session, summit_id)
+            rows = (
+                await session.scalars(
+                    select(AuditRow).where(AuditRow.summit_id == summit_id).order_by(AuditRow.seq)
+                )
+            ).all()
+        return [
+            audit.AuditEntry(
+                r.summit_id,
+                r.seq,
+                r.at,
+                r.actor,
+                r.action,
+                json.loads(r.details),
+                r.prev_hash,
+                r.hash,
+            )
+            for r in rows
+        ]
+
+    # --- internals
+
+    @asynccontextmanager
+    async def _command(self, summit_id: str) -> AsyncIterator[AsyncSession]:
+        """One transaction per command, one command at a time per summit."""
+        async with self._locks[summit_id], self._sessions.begin() as session:
+            yield session
+
+    async def _set_presence(
+        self,
+        grant: Grant,
+        summit_id: str,
+        participant_id: str,
+        presence: Presence,
+        action: str,
+        allowed_from: tuple[Presence, ...] | None,
+        own_side_only: bool = True,
+    ) -> ParticipantView:
+        now = self.clock.now()
+        async with self._command(summit_id) as session:
+            row = await self._summit(session, summit_id)
+            person = await self._participant(session, summit_id, participant_id)
+            if own_side_only:
+                require_own_side(grant, person.side_id)
+            current = Presence(person.presence)
+            if allowed_from is not None and current not in allowed_from:
+                raise IllegalTransition(
+                    f"{person.name} is {current.value}; cannot make them {presence.value}"
+                )
+            person.presence = presence.value
+            if presence is Presence.REMOVED:
+                person.revoked = True
+            if presence is Presence.ADMITTED:
+                row.empty_since = None
+            elif current is Presence.ADMITTED:
+                in_call = await session.scalar(
+                    select(func.count())
+                    .select_from(ParticipantRow)
+                    .where(
+                        ParticipantRow.summit_id == summit_id, ParticipantRow.presence.in_(IN_CALL)
+                    )
+                )
+                if not in_call:
+                    row.empty_since = now
+            await self._audit(
+                session,
+                summit_id,
+                actor_of(grant),
+                action,
+                {"participant": person.id, "from": current.value},
+                now,
+            )
+        self._announce_roster(summit_id, person, presence.value)
+        return participant_view(person)
+
+    def _participant_row(
+        self, summit: SummitRow, side: SideRow, name: str, role: Role, now: datetime
+    ) -> ParticipantRow:
+        return ParticipantRow(
+            id=new_id(),
+            summit_id=summit.id,
+            side_id=side.id,
+            name=name.strip(),
+            name_key=name.strip().casefold(),
+            role=role.value,
+            presence=Presence.INVITED.value,
+            grant_id=grants.new_grant_id(),
+            revoked=False,
+            created_at=now,
+        )
+
+    def _invite(self, summit: SummitRow, person: ParticipantRow) -> Invite:
+        ends_at = summit.starts_at + timedelta(seconds=summit.planned_seconds)
+        token = grants.issue(
+            Grant(
+                summit_id=summit.id,
+                participant_id=person.id,
+                side_id=person.side_id,
+                role=Role(person.role),
+                grant_id=person.grant_id,
+                # Derived from the summit, so the same link can be shown again later.
+                expires_at=grants.lifetime_for(ends_at, summit.created_at),
+            ),
+            self._secret,
+        )
+        return Invite(
+            participant_view(person), token, f"{self._public_url}/room/{summit.id}#{token}"
+        )
+
+    def _announce_roster(self, summit_id: str, person: ParticipantRow, presence: str) -> None:
+        self.hub.announce(
+            summit_id,
+            {
+                "type": "roster",
+                "participant": person.id,
+                "name": person.name,
+                "side": person.side_id,
+                "role": person.role,
+                "presence": presence,
+            },
+        )
+
+    async def _refuse_duplicate(self, session: AsyncSession, side_id: str, name: str) -> None:
+        existing = await session.scalar(
+            select(ParticipantRow).where(
+                ParticipantRow.side_id == side_id,
+                ParticipantRow.name_key == name.strip().casefold(),
+            )
+        )
+        if existing is not None:
+            raise Conflict(f"{existing.name} is already on this side's roster")
+
+    async def _summit(self, session: AsyncSession, summit_id: str) -> SummitRow:
+        row = await session.get(SummitRow, summit_id)
+        if row is None:
+            raise NotFound(f"no summit {summit_id!r}")
+        return row
+
+    async def _participant(
+        self, session: AsyncSession, summit_id: str, participant_id: str
+    ) -> ParticipantRow:
+        person = await session.get(ParticipantRow, participant_id)
+        if person is None or person.summit_id != summit_id:
+            raise NotFound(f"no participant {participant_id!r} in this summit")
+        return person
+
+    async def _sides(self, session: AsyncSession, summit_id: str) -> list[SideRow]:
+        return list(
+            (
+                await session.scalars(
+                    select(SideRow).where(SideRow.summit_id == summit_id).order_by(SideRow.position)
+                )
+            ).all()
+        )
+
+    async def _readouts(
+        self, session: AsyncSession, summit_id: str, sides: list[SideRow]
+    ) -> list[ReadoutView]:
+        rows = (
+            await session.scalars(select(ReadoutRow).where(ReadoutRow.summit_id == summit_id))
+        ).all()
+        order = {side.id: side.position for side in sides}
+        return [readout_view(r, sides) for r in sorted(rows, key=lambda r: order[r.side_id])]
+
+    async def _audit(
+        self,
+        session: AsyncSession,
+        summit_id: str,
+        actor: str,
+        action: str,
+        details: dict[str, Any],
+        now: datetime,
+    ) -> None:
+        last = await session.scalar(
+            select(AuditRow)
+            .where(AuditRow.summit_id == summit_id)
+            .order_by(AuditRow.seq.desc())
+            .limit(1)
+        )
+        entry = audit.seal(
+            summit_id,
+            (last.seq if last else 0) + 1,
+            now,
+            actor,
+            action,
+            details,
+            last.hash if last else audit.GENESIS,
+        )
+        session.add(
+            AuditRow(
+                summit_id=summit_id,
+                seq=entry.seq,
+                at=entry.at,
+                actor=actor,
+                action=action,
+                details=json.dumps(details, sort_keys=True),
+                prev_hash=entry.prev_hash,
+                hash=entry.hash,
+            )
+        )
+
+    def _view(self, row: SummitRow, sides: list[SideRow], viewer_zone: str | None) -> SummitView:
+        state = state_of(row, sides)
+        today = self.clock.now()
+        return SummitView(
+            id=row.id,
+            slug=row.slug,
+            title=row.title,
+            agenda=row.agenda,
+            starts_at=row.starts_at,
+            ends_at=row.starts_at + timedelta(seconds=row.planned_seconds),
+            planned_minutes=row.planned_seconds // 60,
+            public_minutes=row.public_seconds // 60,
+            go_live_consent=row.go_live_consent,
+            phase=row.phase,
+            version=row.version,
+            allowed_actions=phases.allowed_events(state.phase),
+            public_since=row.public_since,
+            public_ends_at=state.public_ends_at,
+            private_since=row.private_since,
+            ended_at=row.ended_at,
+            sides=[
+                SideView(
+                    id=side.id,
+                    name=side.name,
+                    time_zone=side.time_zone,
+                    local_start=wall_time(row.starts_at, side.time_zone),
+                    offset_warning=getattr(
+                        offset_change(side.time_zone, row.starts_at, today), "message", None
+                    ),
+                    consented=side.id in row.consents,
+                )
+                for side in sides
+            ],
+            viewer_local_start=wall_time(row.starts_at, viewer_zone) if viewer_zone else None,
+        )
+
+
+# --- pure helpers
+
+
+def state_of(row: SummitRow, sides: list[SideRow]) -> phases.SummitState:
+    first, second = (side.id for side in sides)
+    return phases.SummitState(
+        phase=phases.Phase(row.phase),
+        sides=(first, second),
+        starts_at=row.starts_at,
+        public_length=timedelta(seconds=row.public_seconds),
+        go_live_consent=GoLiveConsent(row.go_live_consent),
+        lobby_lead=timedelta(seconds=row.lobby_lead_seconds),
+        end_grace=timedelta(seconds=row.end_grace_seconds),
+        consents=frozenset(row.consents),
+        version=row.version,
+        public_since=row.public_since,
+        private_since=row.private_since,
+        ended_at=row.ended_at,
+    )
+
+
+def store_state(row: SummitRow, state: phases.SummitState) -> None:
+    row.phase = state.phase.value
+    row.version = state.version
+    row.consents = sorted(state.consents)
+    row.public_since = state.public_since
+    row.private_since = state.private_since
+    row.ended_at = state.ended_at
+
+
+def participant_view(person: ParticipantRow) -> ParticipantView:
+    return ParticipantView(person.id, person.side_id, person.name, person.role, person.presence)
+
+
+def readout_view(readout: ReadoutRow, sides: list[SideRow]) -> ReadoutView:
+    side_name = next(side.name for side in sides if side.id == readout.side_id)
+    return ReadoutView(
+        side_id=readout.side_id,
+        side_name=side_name,
+        statement=readout.text,
+        no_statement=readout.text is None,
+        embargo_until=readout.embargo_until,
+        published_at=readout.published_at,
+    )
+
+
+def actor_of(grant: Grant) -> str:
+    return f"{grant.role.value}:{grant.participant_id}"
+
+
+def require_summit(grant: Grant, summit_id: str) -> None:
+    if grant.summit_id != summit_id:
+        raise NotPermitted("your invitation is for another summit")
+
+
+def require_coordinator(grant: Grant) -> None:
+    if grant.role is not Role.COORDINATOR:
+        raise NotPermitted(f"only a coordinator may do this; you are {grant.role.value}")
+
+
+def require_own_side(grant: Grant, side_id: str) -> None:
+    if grant.side_id != side_id:
+        raise NotPermitted("a coordinator acts on their own side only")
+
+
+ACTIONS: dict[str, Callable[[str], phases.Event]] = {
+    "open_lobby": lambda side: phases.OpenLobby(side),
+    "consent": phases.ConsentToGoLive,
+    "skip_public": phases.SkipPublic,
+    "cut": lambda side: phases.Cut(side),
+    "end": lambda side: phases.End(side),
+    "cancel": phases.Cancel,
+}

@@ -1,0 +1,84 @@
+"""What the orchestrator hands back: read-only views, independent of the web layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class SideView:
+    id: str
+    name: str
+    time_zone: str
+    local_start: datetime
+    offset_warning: str | None
+    consented: bool
+
+
+@dataclass(frozen=True)
+class SummitView:
+    id: str
+    slug: str
+    title: str
+    agenda: str
+    starts_at: datetime
+    ends_at: datetime
+    planned_minutes: int
+    public_minutes: int
+    go_live_consent: str
+    phase: str
+    version: int
+    allowed_actions: list[str]
+    public_since: datetime | None
+    public_ends_at: datetime | None
+    private_since: datetime | None
+    ended_at: datetime | None
+    sides: list[SideView]
+    viewer_local_start: datetime | None
+
+
+@dataclass(frozen=True)
+class ParticipantView:
+    id: str
+    side_id: str
+    name: str
+    role: str
+    presence: str
+
+
+@dataclass(frozen=True)
+class Invite:
+    participant: ParticipantView
+    token: str
+    link: str
+
+
+@dataclass(frozen=True)
+class ReadoutView:
+    side_id: str
+    side_name: str
+    statement: str | None
+    no_statement: bool
+    embargo_until: datetime | None
+    published_at: datetime
+
+
+@dataclass(frozen=True)
+class PublicSideView:
+    name: str
+    time_zone: str
+    local_start: datetime
+
+
+@dataclass(frozen=True)
+class PublicView:
+    slug: str
+    title: str
+    agenda: str
+    starts_at: datetime
+    phase: str
+    live: bool
+    sides: list[PublicSideView]
+    viewer_local_start: datetime | None
+    readouts: list[ReadoutView]

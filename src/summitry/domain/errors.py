@@ -1,0 +1,41 @@
+"""Typed errors of the domain. Each carries a message meant for the person who caused it;
+the web layer maps each class to one HTTP status in one place."""
+
+from __future__ import annotations
+
+
+class SummitryError(Exception):
+    """Base of every error summitry reports to a caller."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class InvalidInput(SummitryError):
+    """The request itself is wrong (bad zone, naive time, impossible lengths...)."""
+
+
+class IllegalTransition(SummitryError):
+    """The phase machine does not allow this event in the current phase."""
+
+
+class StaleVersion(SummitryError):
+    """The caller acted on a version of the summit that is no longer current."""
+
+
+class NotPermitted(SummitryError):
+    """The caller's grant does not allow this action."""
+
+
+class NotAuthenticated(SummitryError):
+    """No valid grant: missing, forged, expired or revoked."""
+
+
+class NotFound(SummitryError):
+    """The thing asked for does not exist (or is not visible to the caller)."""
+
+
+class Conflict(SummitryError):
+    """The request clashes with what exists (a duplicate participant, a readout already out)."""

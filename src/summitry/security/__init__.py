@@ -1,0 +1,1 @@
+"""Grants (who may do what) and the audit chain (what was done)."""

@@ -1,0 +1,82 @@
+"""Signed, expiring capabilities. A grant names a summit, a participant, a side and a
+role; invitation links carry it. A grant is only as good as its participant: it is
+bound to the participant's current grant id, so revoking or re-issuing one kills the
+old link at once."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import jwt
+
+from summitry.domain.errors import NotAuthenticated
+from summitry.domain.model import Role
+
+ALGORITHM = "HS256"
+AUDIENCE = "summitry"
+
+
+@dataclass(frozen=True)
+class Grant:
+    summit_id: str
+    participant_id: str
+    side_id: str
+    role: Role
+    grant_id: str
+    expires_at: datetime
+
+
+def new_grant_id() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def issue(grant: Grant, secret: bytes) -> str:
+    claims = {
+        "aud": AUDIENCE,
+        "sub": grant.participant_id,
+        "summit": grant.summit_id,
+        "side": grant.side_id,
+        "role": grant.role.value,
+        "jti": grant.grant_id,
+        "exp": int(grant.expires_at.timestamp()),
+    }
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def read(token: str, secret: bytes, now: datetime) -> Grant:
+    """The grant `token` carries, or NotAuthenticated saying why it is refused."""
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            audience=AUDIENCE,
+            options={"verify_exp": False, "require": ["exp", "sub", "jti", "aud"]},
+        )
+    except jwt.InvalidTokenError as error:
+        raise NotAuthenticated(
+            "this invitation link is not valid (it was not issued here)"
+        ) from error
+    try:
+        grant = Grant(
+            summit_id=str(claims["summit"]),
+            participant_id=str(claims["sub"]),
+            side_id=str(claims["side"]),
+            role=Role(claims["role"]),
+            grant_id=str(claims["jti"]),
+            expires_at=datetime.fromtimestamp(int(claims["exp"]), tz=now.tzinfo),
+        )
+    except (KeyError, ValueError, TypeError, OverflowError, OSError) as error:
+        raise NotAuthenticated("this invitation link is not valid (incomplete)") from error
+    if grant.expires_at <= now:
+        raise NotAuthenticated(
+            "this invitation link has expired; ask your coordinator for a new one"
+        )
+    return grant
+
+
+def lifetime_for(summit_ends_at: datetime, now: datetime) -> datetime:
+    """Invitations expire a day after the summit's planned end, and never sooner than a day."""
+    return max(summit_ends_at, now) + timedelta(days=1)

@@ -1,0 +1,1 @@
+"""The HTTP face of summitry: REST API, event streams and pages."""

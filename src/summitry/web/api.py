@@ -1,0 +1,272 @@
+"""The REST API under /api/v1. Every route checks the caller's grant first."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from summitry import __version__
+from summitry.control.summits import Summits
+from summitry.control.views import (
+    Invite,
+    ParticipantView,
+    PublicView,
+    ReadoutView,
+    SummitView,
+)
+from summitry.domain.errors import InvalidInput, NotAuthenticated, NotPermitted
+from summitry.security import audit
+from summitry.security.grants import Grant
+from summitry.web import sse
+from summitry.web.schemas import (
+    ActionIn,
+    AuditOut,
+    AuditRecordOut,
+    Health,
+    InvitationOut,
+    Me,
+    ParticipantIn,
+    ReadoutIn,
+    SummitCreated,
+    SummitIn,
+)
+
+router = APIRouter(prefix="/api/v1")
+ZoneQuery = Annotated[
+    str | None, Query(max_length=64, description="The viewer's IANA zone, e.g. Asia/Tokyo")
+]
+
+
+def summits(request: Request) -> Summits:
+    service: Summits = request.app.state.summits
+    return service
+
+
+Service = Annotated[Summits, Depends(summits)]
+
+
+def bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    # EventSource cannot send headers: the event streams take the grant as a parameter.
+    return request.query_params.get("token") or None
+
+
+def is_operator(request: Request, token: str | None) -> bool:
+    expected: str = request.app.state.config.operator_token
+    return token is not None and hmac.compare_digest(token.encode(), expected.encode())
+
+
+async def operator(request: Request) -> None:
+    token = bearer(request)
+    if token is None:
+        raise NotAuthenticated("this needs the operator's token")
+    if not is_operator(request, token):
+        raise NotPermitted("only the operator may do this")
+
+
+async def grant(request: Request, service: Service) -> Grant:
+    token = bearer(request)
+    if token is None:
+        raise NotAuthenticated("this needs the grant from your invitation link")
+    return await service.authenticate(token)
+
+
+Operator = Annotated[None, Depends(operator)]
+Caller = Annotated[Grant, Depends(grant)]
+
+
+@router.get("/health", response_model=Health)
+async def health() -> Health:
+    return Health(status="ok", version=__version__)
+
+
+@router.post("/summits", status_code=201, response_model=SummitCreated)
+async def create_summit(body: SummitIn, service: Service, _: Operator) -> SummitCreated:
+    summit, invites = await service.create(body.draft())
+    return SummitCreated(summit=summit, coordinator_invites=invites)
+
+
+@router.get("/summits", response_model=list[SummitView])
+async def list_summits(service: Service, _: Operator) -> list[SummitView]:
+    return await service.list_all()
+
+
+@router.get("/summits/{summit_id}", response_model=SummitView)
+async def get_summit(
+    summit_id: str, request: Request, service: Service, tz: ZoneQuery = None
+) -> SummitView:
+    token = bearer(request)
+    if not is_operator(request, token):
+        caller = await grant(request, service)
+        if caller.summit_id != summit_id:
+            raise NotPermitted("your invitation is for another summit")
+    return await service.get(summit_id, tz)
+
+
+@router.get("/me", response_model=Me)
+async def me(caller: Caller, service: Service) -> Me:
+    people = await service.participants(caller, caller.summit_id)
+    person = next(p for p in people if p.id == caller.participant_id)
+    return Me(
+        summit_id=caller.summit_id,
+        participant=person,
+        side_id=caller.side_id,
+        role=caller.role,
+        expires_at=caller.expires_at,
+    )
+
+
+@router.get("/summits/{summit_id}/participants", response_model=list[ParticipantView])
+async def list_participants(
+    summit_id: str, caller: Caller, service: Service
+) -> list[ParticipantView]:
+    return await service.participants(caller, summit_id)
+
+
+@router.post("/summits/{summit_id}/participants", status_code=201, response_model=Invite)
+async def invite(summit_id: str, body: ParticipantIn, caller: Caller, service: Service) -> Invite:
+    return await service.invite(caller, summit_id, body.name, body.role, body.side_id)
+
+
+@router.delete("/summits/{summit_id}/participants/{participant_id}", response_model=ParticipantView)
+async def remove(
+    summit_id: str, participant_id: str, caller: Caller, service: Service
+) -> ParticipantView:
+    return await service.remove(caller, summit_id, participant_id)
+
+
+@router.get(
+    "/summits/{summit_id}/participants/{participant_id}/invitation", response_model=InvitationOut
+)
+async def invitation(
+    summit_id: str, participant_id: str, request: Request, caller: Caller, service: Service
+) -> InvitationOut:
+    invite, _ = await service.invitation(caller, summit_id, participant_id)
+    ics_url = str(
+        request.url_for("invitation_ics", summit_id=summit_id, participant_id=participant_id)
+    )
+    return InvitationOut(link=invite.link, ics_url=ics_url, participant=invite.participant)
+
+
+@router.get(
+    "/summits/{summit_id}/participants/{participant_id}/invitation.ics",
+    response_class=Response,
+    responses={200: {"content": {"text/calendar": {}}}},
+)
+async def invitation_ics(
+    summit_id: str, participant_id: str, caller: Caller, service: Service
+) -> Response:
+    _, ics = await service.invitation(caller, summit_id, participant_id)
+    return Response(
+        ics,
+        media_type="text/calendar; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="summit-{summit_id}.ics"'},
+    )
+
+
+@router.post("/summits/{summit_id}/lobby", response_model=ParticipantView)
+async def knock(summit_id: str, caller: Caller, service: Service) -> ParticipantView:
+    """Arrive: coordinators are in at once, everyone else waits to be admitted."""
+    return await service.knock(caller, summit_id)
+
+
+@router.post("/summits/{summit_id}/leave", response_model=ParticipantView)
+async def leave(summit_id: str, caller: Caller, service: Service) -> ParticipantView:
+    return await service.leave(caller, summit_id)
+
+
+@router.post(
+    "/summits/{summit_id}/participants/{participant_id}/admit", response_model=ParticipantView
+)
+async def admit(
+    summit_id: str, participant_id: str, caller: Caller, service: Service
+) -> ParticipantView:
+    return await service.admit(caller, summit_id, participant_id)
+
+
+@router.post(
+    "/summits/{summit_id}/participants/{participant_id}/deny", response_model=ParticipantView
+)
+async def deny(
+    summit_id: str, participant_id: str, caller: Caller, service: Service
+) -> ParticipantView:
+    return await service.deny(caller, summit_id, participant_id)
+
+
+@router.post("/summits/{summit_id}/actions/{action}", response_model=SummitView)
+async def act(
+    summit_id: str, action: str, caller: Caller, service: Service, body: ActionIn | None = None
+) -> SummitView:
+    """A coordinator's phase action: open_lobby, consent, skip_public, cut, end or cancel.
+    Give the version you decided on: if the summit moved since, the answer is 409."""
+    return await service.act(caller, summit_id, action, body.version if body else None)
+
+
+@router.get("/summits/{summit_id}/readouts", response_model=list[ReadoutView])
+async def readouts(summit_id: str, caller: Caller, service: Service) -> list[ReadoutView]:
+    return await service.readouts(caller, summit_id)
+
+
+@router.put("/summits/{summit_id}/readout", status_code=201, response_model=ReadoutView)
+async def publish_readout(
+    summit_id: str, body: ReadoutIn, caller: Caller, service: Service
+) -> ReadoutView:
+    """Your side's statement, or an explicit "no statement"; optionally under embargo."""
+    if body.no_statement == (body.statement is not None):
+        raise InvalidInput("give either a statement or no_statement: true", field="statement")
+    return await service.publish_readout(caller, summit_id, body.statement, body.embargo_until)
+
+
+@router.get("/summits/{summit_id}/events")
+async def summit_events(
+    summit_id: str, request: Request, caller: Caller, service: Service
+) -> StreamingResponse:
+    """Server-Sent Events: phase and roster changes of the summit."""
+    if caller.summit_id != summit_id:
+        raise NotPermitted("your invitation is for another summit")
+    snapshot = await service.get(summit_id)
+    return sse.stream(request, service.hub, summit_id, sse.phase_event(snapshot), public=False)
+
+
+@router.get("/summits/{summit_id}/audit", response_model=AuditOut)
+async def audit_trail(summit_id: str, service: Service, _: Operator) -> AuditOut:
+    trail = await service.audit_trail(summit_id)
+    verdict = audit.verify(trail)
+    return AuditOut(
+        ok=verdict.ok,
+        records=verdict.records,
+        broken_seq=verdict.broken_seq,
+        problem=verdict.problem,
+        trail=[
+            AuditRecordOut(
+                seq=e.seq,
+                at=e.at,
+                actor=e.actor,
+                action=e.action,
+                details=dict(e.details),
+                hash=e.hash,
+            )
+            for e in trail
+        ],
+    )
+
+
+@router.get("/public/{slug}", response_model=PublicView)
+async def public_summit(slug: str, service: Service, tz: ZoneQuery = None) -> PublicView:
+    """What the public may see of a summit: no people, no ids, no private state."""
+    return await service.public(slug, tz)
+
+
+@router.get("/public/{slug}/events")
+async def public_events(slug: str, request: Request, service: Service) -> StreamingResponse:
+    view = await service.public(slug)
+    summit_id = await service.summit_id_for(slug)
+    return sse.stream(
+        request, service.hub, summit_id, {"type": "phase", "phase": view.phase}, public=True
+    )

@@ -1,0 +1,87 @@
+"""The application, wired declaratively: routes, middleware and a lifespan that owns the
+database and the summits' clock."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from summitry import __version__
+from summitry.config import Config
+from summitry.control.events import EventHub
+from summitry.control.summits import Clock, Summits
+from summitry.store.database import make_engine, migrate, sessions
+from summitry.web import api, errors
+from summitry.web.limits import BodyLimit
+
+log = logging.getLogger(__name__)
+
+BODY_LIMIT = 64 * 1024
+TICK_SECONDS = 1.0
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+        b"connect-src 'self'; style-src 'self'; script-src 'self'; frame-ancestors 'none'",
+    ),
+]
+
+
+class SecurityHeaders:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+async def run_clock(service: Summits) -> None:
+    """Raises the summits' automatic transitions (lobby opening, planned cut, end)."""
+    while True:
+        try:
+            await service.tick()
+        except Exception:  # the clock must outlive one bad tick; the error is logged
+            log.exception("summit clock tick failed")
+        await asyncio.sleep(TICK_SECONDS)
+
+
+def create_app(config: Config, clock: Clock | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(config.database_url)
+        await migrate(engine)
+        app.state.summits = Summits(
+            sessions(engine), config.grant_secret, config.public_url, EventHub(), clock
+        )
+        ticker = asyncio.create_task(run_clock(app.state.summits))
+        try:
+            yield
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+            await engine.dispose()
+
+    app = FastAPI(
+        title="summitry", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None
+    )
+    app.state.config = config
+    errors.install(app)
+    app.include_router(api.router)
+    app.add_middleware(BodyLimit, limit=BODY_LIMIT)
+    app.add_middleware(SecurityHeaders)
+    return app

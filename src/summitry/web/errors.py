@@ -1,0 +1,66 @@
+"""Every error a caller can get, as JSON naming the problem, mapped in this one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from summitry.domain.errors import (
+    Conflict,
+    IllegalTransition,
+    InvalidInput,
+    NotAuthenticated,
+    NotFound,
+    NotPermitted,
+    StaleVersion,
+    SummitryError,
+)
+
+STATUS: dict[type[SummitryError], tuple[int, str]] = {
+    InvalidInput: (422, "invalid_input"),
+    IllegalTransition: (409, "not_allowed_now"),
+    StaleVersion: (409, "stale_version"),
+    Conflict: (409, "conflict"),
+    NotAuthenticated: (401, "not_authenticated"),
+    NotPermitted: (403, "forbidden"),
+    NotFound: (404, "not_found"),
+}
+
+
+def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"error": code, "message": message}
+    if field is not None:
+        body["field"] = field
+    return body
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(SummitryError)
+    async def summitry_error(_request: Request, error: SummitryError) -> JSONResponse:
+        status, code = STATUS[type(error)]
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse(error_body(code, error.message, error.field), status, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = error.errors()
+        first = problems[0] if problems else {}
+        if first.get("type") == "json_invalid":
+            return JSONResponse(
+                error_body("malformed_json", "the request body is not valid JSON"), 400
+            )
+        location = [str(part) for part in first.get("loc", ()) if part != "body"]
+        field = ".".join(location) or None
+        message = first.get("msg", "invalid request")
+        if field:
+            message = f"{field}: {message}"
+        return JSONResponse(error_body("invalid_input", message, field), 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        return JSONResponse(error_body(code, str(error.detail)), error.status_code)

@@ -1,0 +1,55 @@
+"""Server-Sent Events: a snapshot first, then every announcement, with keep-alives."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import StreamingResponse
+
+from summitry.control.events import EventHub
+from summitry.control.views import SummitView
+
+KEEPALIVE_SECONDS = 15.0
+PUBLIC_KEYS = {"type", "phase"}
+
+
+def phase_event(view: SummitView) -> dict[str, Any]:
+    return {
+        "type": "phase",
+        "phase": view.phase,
+        "version": view.version,
+        "consents": [side.id for side in view.sides if side.consented],
+    }
+
+
+def encode(event: dict[str, Any]) -> bytes:
+    return f"event: {event['type']}\ndata: {json.dumps(event, default=str)}\n\n".encode()
+
+
+def stream(
+    request: Request, hub: EventHub, summit_id: str, snapshot: dict[str, Any], *, public: bool
+) -> StreamingResponse:
+    async def events() -> AsyncIterator[bytes]:
+        async with hub.listen(summit_id) as queue:
+            yield encode(snapshot)
+            while not await request.is_disconnected():
+                try:
+                    event = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
+                except TimeoutError:
+                    yield b": keep-alive\n\n"
+                    continue
+                if public:
+                    if event["type"] != "phase":
+                        continue
+                    event = {key: value for key, value in event.items() if key in PUBLIC_KEYS}
+                yield encode(event)
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
