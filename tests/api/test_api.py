@@ -1,0 +1,399 @@
+"""The REST API end to end against a running server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+
+from tests.api.conftest import Seeded, Server, bearer, operator, summit_body
+
+
+async def summit_count(http: httpx.AsyncClient) -> int:
+    return len((await http.get("/api/v1/summits", headers=operator())).json())
+
+
+async def test_health_and_openapi(http: httpx.AsyncClient) -> None:
+    assert (await http.get("/api/v1/health")).json() == {"status": "ok", "version": "0.1.0"}
+    spec = (await http.get("/openapi.json")).json()
+    for path in (
+        "/api/v1/summits",
+        "/api/v1/summits/{summit_id}/actions/{action}",
+        "/api/v1/public/{slug}",
+        "/api/v1/summits/{summit_id}/events",
+    ):
+        assert path in spec["paths"]
+
+
+async def test_create_shows_each_sides_local_start(http: httpx.AsyncClient, summit: Seeded) -> None:
+    response = await http.get(
+        f"/api/v1/summits/{summit.id}", params={"tz": "Asia/Tokyo"}, headers=bearer(summit.ru_token)
+    )
+    body = response.json()
+    starts = datetime.fromisoformat(body["starts_at"])
+    assert (
+        body["sides"][0]["local_start"]
+        == starts.astimezone(__import__("zoneinfo").ZoneInfo("Europe/Moscow")).isoformat()
+    )
+    assert body["sides"][0]["local_start"].endswith("+03:00")
+    assert body["sides"][1]["local_start"][-6:] in ("-05:00", "-04:00")
+    assert body["viewer_local_start"].endswith("+09:00")
+    assert response.headers["content-security-policy"].startswith("default-src 'self'")
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "message"),
+    [
+        (
+            {
+                "sides": [
+                    {"name": "Atlantis", "time_zone": "Mars/Olympus", "coordinator": {"name": "a"}},
+                    {"name": "B", "time_zone": "UTC", "coordinator": {"name": "b"}},
+                ]
+            },
+            "time_zone",
+            "unknown time zone 'Mars/Olympus'",
+        ),
+        ({"starts_at": "2030-01-01T10:00:00"}, "starts_at", "no UTC offset"),
+        ({"starts_at": "2021-12-07T15:00:00Z"}, "starts_at", "is in the past"),
+        ({"public_minutes": 500}, "public_minutes", "longer than the summit"),
+        (
+            {
+                "sides": [
+                    {"name": n, "time_zone": "UTC", "coordinator": {"name": n}}
+                    for n in ("A", "B", "C")
+                ]
+            },
+            "sides",
+            "exactly two sides, not 3",
+        ),
+        ({"planned_minutes": "two hours"}, "planned_minutes", "valid integer"),
+        ({"colour": "red"}, "colour", "Extra inputs"),
+    ],
+)
+async def test_bad_summits_are_refused_and_nothing_is_written(
+    http: httpx.AsyncClient, changes: dict[str, Any], field: str, message: str
+) -> None:
+    before = await summit_count(http)
+    response = await http.post("/api/v1/summits", json=summit_body(**changes), headers=operator())
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["error"] == "invalid_input"
+    assert message in body["message"]
+    assert body["field"].endswith(field)
+    assert await summit_count(http) == before
+
+
+async def test_malformed_and_oversized_json(http: httpx.AsyncClient) -> None:
+    before = await summit_count(http)
+    response = await http.post(
+        "/api/v1/summits",
+        content=b'{"title": ',
+        headers={**operator(), "content-type": "application/json"},
+    )
+    assert (response.status_code, response.json()["error"]) == (400, "malformed_json")
+    huge = json.dumps(summit_body(agenda="x" * 100_000))
+    response = await http.post(
+        "/api/v1/summits", content=huge, headers={**operator(), "content-type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert response.json()["message"] == "the request body is larger than 65536 bytes"
+    assert await summit_count(http) == before
+
+
+async def test_only_the_operator_creates_summits(http: httpx.AsyncClient, summit: Seeded) -> None:
+    response = await http.post("/api/v1/summits", json=summit_body())
+    assert (response.status_code, response.json()["error"]) == (401, "not_authenticated")
+    response = await http.post(
+        "/api/v1/summits", json=summit_body(), headers=bearer(summit.ru_token)
+    )
+    assert response.status_code == 403
+
+
+async def test_phase_actions_and_their_refusals(http: httpx.AsyncClient, summit: Seeded) -> None:
+    base = f"/api/v1/summits/{summit.id}"
+    response = await http.post(f"{base}/actions/cut", headers=bearer(summit.ru_token))
+    assert response.status_code == 409
+    assert response.json() == {
+        "error": "not_allowed_now",
+        "message": "cannot cut while the summit is scheduled (allowed: open_lobby, cancel)",
+    }
+    invite = (
+        await http.post(
+            f"{base}/participants",
+            headers=bearer(summit.ru_token),
+            json={"name": "Vladimir Putin", "role": "principal"},
+        )
+    ).json()
+    response = await http.post(f"{base}/actions/open_lobby", headers=bearer(invite["token"]))
+    assert response.status_code == 403
+    assert response.json()["message"] == "only a coordinator may do this; you are principal"
+    opened = await http.post(
+        f"{base}/actions/open_lobby", json={"version": 0}, headers=bearer(summit.us_token)
+    )
+    assert (opened.status_code, opened.json()["phase"]) == (200, "lobby")
+    stale = await http.post(
+        f"{base}/actions/cancel", json={"version": 0}, headers=bearer(summit.ru_token)
+    )
+    assert (stale.status_code, stale.json()["error"]) == (409, "stale_version")
+    summit_now = (await http.get(base, headers=bearer(summit.ru_token))).json()
+    assert (summit_now["phase"], summit_now["version"]) == ("lobby", 1)
+
+
+async def test_coordinator_cannot_act_on_the_other_side(
+    http: httpx.AsyncClient, summit: Seeded
+) -> None:
+    base = f"/api/v1/summits/{summit.id}"
+    response = await http.post(
+        f"{base}/participants",
+        headers=bearer(summit.ru_token),
+        json={"name": "Joe Biden", "role": "principal", "side_id": summit.us_side},
+    )
+    assert (response.status_code, response.json()["error"]) == (403, "forbidden")
+    biden = (
+        await http.post(
+            f"{base}/participants",
+            headers=bearer(summit.us_token),
+            json={"name": "Joe Biden", "role": "principal"},
+        )
+    ).json()
+    pid = biden["participant"]["id"]
+    for path in (f"{base}/participants/{pid}/admit", f"{base}/participants/{pid}/deny"):
+        assert (await http.post(path, headers=bearer(summit.ru_token))).status_code == 403
+    assert (
+        await http.delete(f"{base}/participants/{pid}", headers=bearer(summit.ru_token))
+    ).status_code == 403
+    ics = await http.get(
+        f"{base}/participants/{pid}/invitation.ics", headers=bearer(summit.ru_token)
+    )
+    assert ics.status_code == 403
+
+
+async def test_duplicate_participant_is_refused(http: httpx.AsyncClient, summit: Seeded) -> None:
+    base = f"/api/v1/summits/{summit.id}/participants"
+    first = await http.post(
+        base, headers=bearer(summit.ru_token), json={"name": "Sergey Lavrov", "role": "delegate"}
+    )
+    assert first.status_code == 201
+    again = await http.post(
+        base, headers=bearer(summit.ru_token), json={"name": "Sergey Lavrov", "role": "observer"}
+    )
+    assert (again.status_code, again.json()["error"]) == (409, "conflict")
+    roster = (await http.get(base, headers=bearer(summit.us_token))).json()
+    assert [p["name"] for p in roster].count("Sergey Lavrov") == 1
+
+
+async def test_invalid_expired_and_revoked_tokens(
+    http: httpx.AsyncClient, server: Server, summit: Seeded
+) -> None:
+    base = f"/api/v1/summits/{summit.id}"
+    forged = jwt.encode(
+        {
+            "aud": "summitry",
+            "sub": "x",
+            "jti": "y",
+            "exp": 2**31,
+            "summit": summit.id,
+            "side": summit.ru_side,
+            "role": "coordinator",
+        },
+        "not the server's secret, but long enough",
+        "HS256",
+    )
+    response = await http.post(f"{base}/actions/open_lobby", headers=bearer(forged))
+    assert (response.status_code, response.json()["error"]) == (401, "not_authenticated")
+    claims = jwt.decode(summit.ru_token, options={"verify_signature": False})
+    secret = (server.data_dir / "grant.key").read_text().strip().encode()
+    expired = jwt.encode({**claims, "exp": int(datetime.now(UTC).timestamp()) - 1}, secret, "HS256")
+    response = await http.get(base, headers=bearer(expired))
+    assert response.status_code == 401
+    assert "expired" in response.json()["message"]
+    invite = (
+        await http.post(
+            f"{base}/participants",
+            headers=bearer(summit.ru_token),
+            json={"name": "Dmitry Peskov", "role": "delegate"},
+        )
+    ).json()
+    assert (await http.get("/api/v1/me", headers=bearer(invite["token"]))).status_code == 200
+    removed = await http.delete(
+        f"{base}/participants/{invite['participant']['id']}", headers=bearer(summit.ru_token)
+    )
+    assert removed.json()["presence"] == "removed"
+    response = await http.get("/api/v1/me", headers=bearer(invite["token"]))
+    assert (response.status_code, response.json()["message"]) == (
+        401,
+        "this invitation link has been revoked",
+    )
+
+
+async def test_invitation_link_and_ics(http: httpx.AsyncClient, summit: Seeded) -> None:
+    base = f"/api/v1/summits/{summit.id}/participants"
+    invite = (
+        await http.post(
+            base,
+            headers=bearer(summit.us_token),
+            json={"name": "Antony Blinken", "role": "delegate"},
+        )
+    ).json()
+    pid = invite["participant"]["id"]
+    own = (await http.get(f"{base}/{pid}/invitation", headers=bearer(invite["token"]))).json()
+    assert own["link"] == invite["link"]
+    ics = await http.get(own["ics_url"], headers=bearer(summit.us_token))
+    assert ics.headers["content-type"].startswith("text/calendar")
+    assert "DTSTART;TZID=America/New_York:" in ics.text
+    assert "BEGIN:VTIMEZONE" in ics.text and "TZID:America/New_York" in ics.text
+
+
+async def test_public_view_shows_nothing_private(http: httpx.AsyncClient, summit: Seeded) -> None:
+    response = await http.get(f"/api/v1/public/{summit.slug}", params={"tz": "Asia/Tokyo"})
+    body = response.json()
+    assert set(body) == {
+        "slug",
+        "title",
+        "agenda",
+        "starts_at",
+        "phase",
+        "live",
+        "sides",
+        "viewer_local_start",
+        "readouts",
+    }
+    text = response.text
+    for secret in (summit.id, summit.ru_token, summit.ru_side, "Yuri Ushakov"):
+        assert secret not in text
+    assert [s["name"] for s in body["sides"]] == ["Russian Federation", "United States"]
+    assert (await http.get("/api/v1/public/no-such-summit")).status_code == 404
+    bad_zone = await http.get(f"/api/v1/public/{summit.slug}", params={"tz": "Nowhere/Else"})
+    assert (bad_zone.status_code, bad_zone.json()["field"]) == (422, "tz")
+
+
+async def test_readout_after_the_end(http: httpx.AsyncClient, summit: Seeded) -> None:
+    base = f"/api/v1/summits/{summit.id}"
+    for action in ("open_lobby", "skip_public", "end"):
+        response = await http.post(f"{base}/actions/{action}", headers=bearer(summit.ru_token))
+        assert response.status_code == 200, response.text
+    both = await http.put(
+        f"{base}/readout",
+        headers=bearer(summit.ru_token),
+        json={"statement": "x", "no_statement": True},
+    )
+    assert both.status_code == 422
+    ru = await http.put(
+        f"{base}/readout",
+        headers=bearer(summit.ru_token),
+        json={"statement": "The leaders discussed strategic stability."},
+    )
+    assert ru.status_code == 201
+    us = await http.put(
+        f"{base}/readout", headers=bearer(summit.us_token), json={"no_statement": True}
+    )
+    assert us.json()["no_statement"] is True
+    public = (await http.get(f"/api/v1/public/{summit.slug}")).json()
+    assert [(r["side_name"], r["statement"]) for r in public["readouts"]] == [
+        ("Russian Federation", "The leaders discussed strategic stability."),
+        ("United States", None),
+    ]
+
+
+async def read_events(response: httpx.Response, wanted: int) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    async for line in response.aiter_lines():
+        if line.startswith("data: "):
+            events.append(json.loads(line[6:]))
+            if len(events) == wanted:
+                break
+    return events
+
+
+async def test_event_streams_carry_phase_and_roster(
+    http: httpx.AsyncClient, summit: Seeded
+) -> None:
+    base = f"/api/v1/summits/{summit.id}"
+    async with (
+        http.stream("GET", f"{base}/events", params={"token": summit.us_token}) as own,
+        http.stream("GET", f"/api/v1/public/{summit.slug}/events") as public,
+    ):
+        assert own.headers["content-type"].startswith("text/event-stream")
+        own_events = asyncio.create_task(read_events(own, 3))
+        public_events = asyncio.create_task(read_events(public, 2))
+        await asyncio.sleep(0.2)
+        await http.post(f"{base}/actions/open_lobby", headers=bearer(summit.ru_token))
+        await http.post(f"{base}/lobby", headers=bearer(summit.ru_token))
+        own_seen = await asyncio.wait_for(own_events, 5)
+        public_seen = await asyncio.wait_for(public_events, 5)
+    assert [(e["type"], e.get("phase")) for e in own_seen] == [
+        ("phase", "scheduled"),
+        ("phase", "lobby"),
+        ("roster", None),
+    ]
+    assert own_seen[2]["presence"] == "admitted"
+    assert own_seen[2]["name"] == "Yuri Ushakov"
+    assert public_seen == [
+        {"type": "phase", "phase": "scheduled"},
+        {"type": "phase", "phase": "lobby"},
+    ]
+    refused = await http.get(f"{base}/events")
+    assert refused.status_code == 401
+
+
+async def summitry_cli(*args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "summitry.cli",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode is not None
+    return process.returncode, out.decode().strip(), err.decode().strip()
+
+
+async def test_audit_verify_cli_names_the_tampered_record(
+    http: httpx.AsyncClient, server: Server, summit: Seeded
+) -> None:
+    await http.post(
+        f"/api/v1/summits/{summit.id}/actions/open_lobby", headers=bearer(summit.ru_token)
+    )
+    data_dir = str(server.data_dir)
+    assert await summitry_cli("audit", "verify", summit.id, "--data-dir", data_dir) == (
+        0,
+        "OK: 2 records, chain intact",
+        "",
+    )
+    with sqlite3.connect(server.data_dir / "summitry.db") as db:
+        db.execute(
+            "UPDATE audit_records SET details = replace(details, 'lobby', 'public') "
+            "WHERE summit_id = ? AND seq = 2",
+            (summit.id,),
+        )
+    assert await summitry_cli("audit", "verify", summit.id, "--data-dir", data_dir) == (
+        1,
+        "",
+        "BROKEN at record 2: its content does not match its hash",
+    )
+    api_view = (await http.get(f"/api/v1/summits/{summit.id}/audit", headers=operator())).json()
+    assert (api_view["ok"], api_view["broken_seq"]) == (False, 2)
+    assert await summitry_cli("audit", "verify", "nope", "--data-dir", data_dir) == (
+        2,
+        "",
+        "summitry: no summit 'nope'",
+    )
+
+
+async def test_grant_expires_a_day_after_the_planned_end(
+    http: httpx.AsyncClient, summit: Seeded
+) -> None:
+    claims = jwt.decode(summit.ru_token, options={"verify_signature": False})
+    view = (await http.get(f"/api/v1/summits/{summit.id}", headers=operator())).json()
+    ends_at = datetime.fromisoformat(view["ends_at"])
+    assert datetime.fromtimestamp(claims["exp"], UTC) == ends_at + timedelta(days=1)

@@ -1,0 +1,296 @@
+"""The orchestrator on a real database (SQLite and PostgreSQL): what it writes, what it
+refuses, and that a refusal writes nothing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from summitry.control.events import EventHub
+from summitry.control.summits import Summits
+from summitry.domain.errors import (
+    Conflict,
+    IllegalTransition,
+    InvalidInput,
+    NotAuthenticated,
+    NotPermitted,
+    StaleVersion,
+)
+from summitry.domain.model import Role, SideDraft, SummitDraft
+from summitry.security import audit, grants
+from summitry.store.database import sessions
+from summitry.store.models import AuditRow, ParticipantRow
+from tests.conftest import HandClock
+
+START = datetime(2021, 12, 7, 15, 0, tzinfo=UTC)
+DRAFT = SummitDraft(
+    title="Russia – United States video summit",
+    agenda="Strategic stability",
+    starts_at=START,
+    planned_length=timedelta(hours=2),
+    public_length=timedelta(minutes=10),
+    sides=(
+        SideDraft("Russian Federation", "Europe/Moscow", "Yuri Ushakov"),
+        SideDraft("United States", "America/New_York", "Jake Sullivan"),
+    ),
+)
+
+
+async def seeded(service: Summits) -> tuple[str, grants.Grant, grants.Grant]:
+    summit, invites = await service.create(DRAFT)
+    ru, us = [await service.authenticate(invite.token) for invite in invites]
+    return summit.id, ru, us
+
+
+async def count(engine: AsyncEngine, table: type) -> int:
+    async with sessions(engine)() as session:
+        return int(await session.scalar(select(func.count()).select_from(table)) or 0)
+
+
+async def test_seed_summit_shows_each_sides_wall_time(service: Summits) -> None:
+    summit, invites = await service.create(DRAFT)
+    assert [side.local_start.isoformat() for side in summit.sides] == [
+        "2021-12-07T18:00:00+03:00",
+        "2021-12-07T10:00:00-05:00",
+    ]
+    assert (summit.phase, summit.version, summit.allowed_actions) == (
+        "scheduled",
+        0,
+        ["open_lobby", "cancel"],
+    )
+    assert [(i.participant.name, i.participant.role) for i in invites] == [
+        ("Yuri Ushakov", "coordinator"),
+        ("Jake Sullivan", "coordinator"),
+    ]
+    assert invites[0].link == f"http://summitry.test/room/{summit.id}#{invites[0].token}"
+    again = await service.get(summit.id, viewer_zone="Asia/Tokyo")
+    assert again.viewer_local_start is not None
+    assert again.viewer_local_start.isoformat() == "2021-12-08T00:00:00+09:00"
+    assert again.sides == summit.sides
+
+
+async def test_offset_warning_when_dst_differs(service: Summits, clock: HandClock) -> None:
+    clock.current = datetime(2021, 10, 1, tzinfo=UTC)
+    summit, _ = await service.create(DRAFT)
+    assert [side.offset_warning for side in summit.sides] == [
+        None,
+        "America/New_York is at UTC-04:00 today but will be at UTC-05:00 on the day of the summit",
+    ]
+
+
+async def test_the_whole_path_is_audited_and_verifies(service: Summits) -> None:
+    summit_id, ru, us = await seeded(service)
+    states = [(await service.act(ru, summit_id, "open_lobby", 0)).phase]
+    states.append((await service.act(ru, summit_id, "consent", 1)).phase)
+    live = await service.act(us, summit_id, "consent", 2)
+    states.append(live.phase)
+    assert live.public_ends_at == live.public_since + timedelta(minutes=10)  # type: ignore[operator]
+    states.append((await service.act(us, summit_id, "cut", 3)).phase)
+    states.append((await service.act(ru, summit_id, "end", 4)).phase)
+    assert states == ["lobby", "lobby", "public", "private", "ended"]
+    trail = await service.audit_trail(summit_id)
+    assert [entry.action for entry in trail] == [
+        "summit_created",
+        "open_lobby",
+        "consent",
+        "consent",
+        "cut",
+        "end",
+    ]
+    assert audit.verify(trail) == audit.Verdict(True, 6)
+    assert trail[4].details["effects"] == ["StopBroadcast", "EnterPrivate"]
+    assert trail[4].actor == f"coordinator:{us.participant_id}"
+
+
+async def test_stale_version_is_refused_and_writes_nothing(
+    service: Summits, engine: AsyncEngine
+) -> None:
+    summit_id, ru, us = await seeded(service)
+    await service.act(ru, summit_id, "open_lobby", 0)
+    records = await count(engine, AuditRow)
+    with pytest.raises(StaleVersion, match="version 1, you acted on 0"):
+        await service.act(us, summit_id, "cancel", 0)
+    assert (await service.get(summit_id)).phase == "lobby"
+    assert await count(engine, AuditRow) == records
+
+
+async def test_illegal_action_is_refused_and_writes_nothing(
+    service: Summits, engine: AsyncEngine
+) -> None:
+    summit_id, ru, _ = await seeded(service)
+    records = await count(engine, AuditRow)
+    with pytest.raises(IllegalTransition, match="cannot cut while the summit is scheduled"):
+        await service.act(ru, summit_id, "cut", None)
+    with pytest.raises(InvalidInput, match="unknown action 'explode'"):
+        await service.act(ru, summit_id, "explode", None)
+    assert await count(engine, AuditRow) == records
+    assert (await service.get(summit_id)).version == 0
+
+
+async def test_only_coordinators_act_and_only_on_their_side(
+    service: Summits, engine: AsyncEngine
+) -> None:
+    summit_id, ru, us = await seeded(service)
+    principal = await service.authenticate(
+        (await service.invite(ru, summit_id, "Vladimir Putin", Role.PRINCIPAL, None)).token
+    )
+    people = await count(engine, ParticipantRow)
+    with pytest.raises(NotPermitted, match="only a coordinator"):
+        await service.act(principal, summit_id, "open_lobby", None)
+    with pytest.raises(NotPermitted, match="own side"):
+        await service.invite(ru, summit_id, "Joe Biden", Role.PRINCIPAL, us.side_id)
+    with pytest.raises(NotPermitted, match="only a coordinator"):
+        await service.invite(principal, summit_id, "Someone", Role.DELEGATE, None)
+    with pytest.raises(NotPermitted, match="own side"):
+        await service.remove(us, summit_id, principal.participant_id)
+    assert await count(engine, ParticipantRow) == people
+
+
+async def test_duplicate_participant_is_refused(service: Summits, engine: AsyncEngine) -> None:
+    summit_id, ru, us = await seeded(service)
+    await service.invite(ru, summit_id, "Sergey Lavrov", Role.DELEGATE, None)
+    people = await count(engine, ParticipantRow)
+    with pytest.raises(Conflict, match="already on this side's roster"):
+        await service.invite(ru, summit_id, "  sergey lavrov ", Role.INTERPRETER, None)
+    assert await count(engine, ParticipantRow) == people
+    # The same name on the other side is another person.
+    await service.invite(us, summit_id, "Sergey Lavrov", Role.INTERPRETER, None)
+
+
+async def test_grants_are_bound_to_their_summit_and_revocable(service: Summits) -> None:
+    summit_id, ru, _ = await seeded(service)
+    other_id, other_ru, _ = await seeded(service)
+    with pytest.raises(NotPermitted, match="another summit"):
+        await service.act(other_ru, summit_id, "open_lobby", None)
+    invite = await service.invite(ru, summit_id, "Dmitry Peskov", Role.DELEGATE, None)
+    await service.authenticate(invite.token)
+    await service.remove(ru, summit_id, invite.participant.id)
+    with pytest.raises(NotAuthenticated, match="revoked"):
+        await service.authenticate(invite.token)
+    with pytest.raises(NotPermitted, match="cannot remove themselves"):
+        await service.remove(ru, summit_id, ru.participant_id)
+    assert other_id != summit_id
+
+
+async def test_lobby_admission(service: Summits) -> None:
+    summit_id, ru, us = await seeded(service)
+    putin = await service.authenticate(
+        (await service.invite(ru, summit_id, "Vladimir Putin", Role.PRINCIPAL, None)).token
+    )
+    with pytest.raises(IllegalTransition, match="lobby is not open yet"):
+        await service.knock(putin, summit_id)
+    await service.act(us, summit_id, "open_lobby", None)
+    assert (await service.knock(putin, summit_id)).presence == "waiting"
+    assert (await service.knock(ru, summit_id)).presence == "admitted"
+    with pytest.raises(NotPermitted, match="own side"):
+        await service.admit(us, summit_id, putin.participant_id)
+    assert (await service.admit(ru, summit_id, putin.participant_id)).presence == "admitted"
+    roster = {p.name: p.presence for p in await service.participants(us, summit_id)}
+    assert roster == {
+        "Yuri Ushakov": "admitted",
+        "Jake Sullivan": "invited",
+        "Vladimir Putin": "admitted",
+    }
+    with pytest.raises(IllegalTransition, match="is admitted; cannot make them admitted"):
+        await service.admit(ru, summit_id, putin.participant_id)
+
+
+async def test_the_clock_opens_cuts_and_ends(service: Summits, clock: HandClock) -> None:
+    summit_id, ru, us = await seeded(service)
+    clock.current = START - timedelta(minutes=31)
+    assert await service.tick() == []
+    clock.advance(minutes=1)
+    assert await service.tick() == [summit_id]
+    assert (await service.get(summit_id)).phase == "lobby"
+    for grant in (ru, us):
+        await service.knock(grant, summit_id)
+        await service.act(grant, summit_id, "consent", None)
+    assert (await service.get(summit_id)).phase == "public"
+    clock.advance(minutes=10)
+    assert await service.tick() == [summit_id]
+    summit = await service.get(summit_id)
+    assert summit.phase == "private"
+    trail = await service.audit_trail(summit_id)
+    assert (trail[-1].actor, trail[-1].details["reason"]) == ("clock", "planned_end")
+    await service.leave(ru, summit_id)
+    clock.advance(minutes=10)
+    assert await service.tick() == []  # the US coordinator is still in
+    await service.leave(us, summit_id)
+    clock.advance(minutes=4)
+    assert await service.tick() == []
+    clock.advance(minutes=1)
+    assert await service.tick() == [summit_id]
+    assert (await service.get(summit_id)).phase == "ended"
+
+
+async def test_forced_cut_from_the_media_plane(service: Summits) -> None:
+    from summitry.domain.phases import CutReason
+
+    summit_id, ru, us = await seeded(service)
+    await service.act(ru, summit_id, "open_lobby", None)
+    with pytest.raises(IllegalTransition):
+        await service.fail(summit_id, CutReason.BROADCAST_FAILURE)
+    await service.act(ru, summit_id, "consent", None)
+    await service.act(us, summit_id, "consent", None)
+    assert (await service.fail(summit_id, CutReason.CONTROL_LOST)).phase == "private"
+    with pytest.raises(IllegalTransition, match="never broadcast again"):
+        await service.act(ru, summit_id, "consent", None)
+
+
+async def test_readouts_with_embargo_and_no_statement(service: Summits, clock: HandClock) -> None:
+    summit_id, ru, us = await seeded(service)
+    with pytest.raises(IllegalTransition, match="once the summit has ended"):
+        await service.publish_readout(ru, summit_id, "Too early", None)
+    await service.act(ru, summit_id, "open_lobby", None)
+    await service.act(ru, summit_id, "skip_public", None)
+    await service.act(us, summit_id, "end", None)
+    embargo = clock.now() + timedelta(hours=1)
+    await service.publish_readout(ru, summit_id, "The presidents discussed...", embargo)
+    await service.publish_readout(us, summit_id, None, None)
+    with pytest.raises(Conflict, match="already published"):
+        await service.publish_readout(us, summit_id, "Changed our mind", None)
+    summit = await service.get(summit_id)
+    public = await service.public(summit.slug)
+    assert [(r.side_name, r.statement, r.no_statement) for r in public.readouts] == [
+        ("United States", None, True)
+    ]
+    clock.advance(hours=1)
+    public = await service.public(summit.slug)
+    assert [(r.side_name, r.statement) for r in public.readouts] == [
+        ("Russian Federation", "The presidents discussed..."),
+        ("United States", None),
+    ]
+
+
+async def test_tampering_is_found_and_named(service: Summits, engine: AsyncEngine) -> None:
+    summit_id, ru, _ = await seeded(service)
+    await service.act(ru, summit_id, "open_lobby", None)
+    await service.act(ru, summit_id, "cancel", None)
+    async with engine.begin() as connection:
+        await connection.execute(
+            text("UPDATE audit_records SET actor = 'operator' WHERE summit_id = :s AND seq = 2"),
+            {"s": summit_id},
+        )
+    verdict = audit.verify(await service.audit_trail(summit_id))
+    assert (verdict.ok, verdict.broken_seq) == (False, 2)
+
+
+async def test_state_survives_a_restart(
+    engine: AsyncEngine, clock: HandClock, database_url: str
+) -> None:
+    from summitry.store.database import make_engine, migrate
+
+    first = Summits(sessions(engine), b"s" * 48, "http://t", EventHub(), clock)
+    summit_id, ru, _ = await seeded(first)
+    await first.act(ru, summit_id, "open_lobby", None)
+    again = make_engine(database_url)
+    await migrate(again)  # a second start migrates nothing and loses nothing
+    try:
+        second = Summits(sessions(again), b"s" * 48, "http://t", EventHub(), clock)
+        assert (await second.get(summit_id)).phase == "lobby"
+        assert audit.verify(await second.audit_trail(summit_id)).records == 2
+    finally:
+        await again.dispose()
