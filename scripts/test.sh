@@ -6,6 +6,7 @@ setup_base
 # The store tests run against a throwaway PostgreSQL that the suite starts itself.
 ensure_apt postgresql
 cd "$REPO_ROOT"
-"$VENV/bin/ruff" check src tests bench
+"$VENV/bin/ruff" check .
+"$VENV/bin/ruff" format --check --quiet .
 "$VENV/bin/mypy"
 exec "$VENV/bin/python" -m pytest "$@"
