@@ -213,3 +213,12 @@ def test_never_public_after_private(events: list[object], consent: GoLiveConsent
             assert current.phase is not Phase.PUBLIC
             assert current.private_since is not None
         assert current.version <= number + 1
+
+
+def test_the_documented_diagram_is_the_table() -> None:
+    from pathlib import Path
+
+    from summitry.domain.phases import mermaid
+
+    doc = (Path(__file__).parents[2] / "docs" / "architecture.md").read_text()
+    assert f"```mermaid\n{mermaid()}\n```" in doc

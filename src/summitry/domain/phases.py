@@ -258,3 +258,13 @@ def _refusal(phase: Phase, name: str) -> str:
         return f"the summit is {phase.value}; nothing more can happen to it"
     allowed = ", ".join(allowed_events(phase)) or "nothing"
     return f"cannot {name.replace('_', ' ')} while the summit is {phase.value} (allowed: {allowed})"
+
+
+def mermaid() -> str:
+    """The state diagram drawn from the transition table (docs/architecture.md shows it)."""
+    lines = ["stateDiagram-v2", "    [*] --> scheduled"]
+    for phase, moves in TRANSITIONS.items():
+        for event, target in moves.items():
+            lines.append(f"    {phase.value} --> {target.value}: {EVENT_NAMES[event]}")
+    lines += ["    ended --> [*]", "    cancelled --> [*]"]
+    return "\n".join(lines)
