@@ -12,11 +12,12 @@ from zoneinfo import ZoneInfo
 
 import uvicorn
 
-from summitry.config import Config
+from summitry.config import Config, ConfigError
 from summitry.control.events import EventHub
 from summitry.control.summits import Summits
 from summitry.domain.errors import SummitryError
 from summitry.domain.model import SideDraft, SummitDraft
+from summitry.media.supervisor import JanusNotFound
 from summitry.security import audit
 from summitry.store.database import make_engine, migrate, sessions
 from summitry.web.app import create_app
@@ -52,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except SummitryError as error:
         print(f"summitry: {error.message}", file=sys.stderr)
+        return 2
+    except (ConfigError, JanusNotFound) as error:
+        print(f"summitry: {error}", file=sys.stderr)
         return 2
 
 

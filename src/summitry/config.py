@@ -18,6 +18,11 @@ class Config:
     public_url: str
     grant_secret: bytes
     operator_token: str
+    media: str = "local"
+    media_address: str | None = None
+    janus_url: str | None = None
+    janus_api_secret: str = ""
+    janus_admin_key: str = ""
 
     @classmethod
     def from_environ(
@@ -38,7 +43,31 @@ class Config:
             grant_secret=secret_file(folder / "grant.key", 48).encode(),
             operator_token=environ.get("SUMMITRY_OPERATOR_TOKEN")
             or secret_file(folder / "operator.token", 24),
+            media=media_mode(environ),
+            media_address=environ.get("SUMMITRY_MEDIA_ADDRESS") or None,
+            janus_url=environ.get("SUMMITRY_JANUS_URL") or None,
+            janus_api_secret=environ.get("SUMMITRY_JANUS_API_SECRET", ""),
+            janus_admin_key=environ.get("SUMMITRY_JANUS_ADMIN_KEY", ""),
         )
+
+
+MEDIA_MODES = ("local", "external", "off")
+
+
+class ConfigError(ValueError):
+    """A setting in the environment is wrong; the message names it."""
+
+
+def media_mode(environ: Mapping[str, str]) -> str:
+    """local: summitry runs its own Janus; external: SUMMITRY_JANUS_URL; off: no media."""
+    mode = environ.get("SUMMITRY_MEDIA") or (
+        "external" if environ.get("SUMMITRY_JANUS_URL") else "local"
+    )
+    if mode not in MEDIA_MODES:
+        raise ConfigError(f"SUMMITRY_MEDIA must be one of {', '.join(MEDIA_MODES)}, not {mode!r}")
+    if mode == "external" and not environ.get("SUMMITRY_JANUS_URL"):
+        raise ConfigError("SUMMITRY_MEDIA=external needs SUMMITRY_JANUS_URL")
+    return mode
 
 
 def secret_file(path: Path, size: int) -> str:

@@ -13,7 +13,7 @@ import httpx
 import jwt
 import pytest
 
-from tests.api.conftest import Seeded, Server, bearer, operator, summit_body
+from tests.servers import Seeded, Server, bearer, operator, summit_body
 
 
 async def summit_count(http: httpx.AsyncClient) -> int:

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from summitry.control.events import EventHub
+from summitry.control.media import Feed, MediaPlane, Offered, Published, Publisher
 from summitry.control.views import (
     Invite,
     ParticipantView,
@@ -32,6 +33,7 @@ from summitry.domain.errors import (
     Conflict,
     IllegalTransition,
     InvalidInput,
+    MediaUnavailable,
     NotAuthenticated,
     NotFound,
     NotPermitted,
@@ -48,6 +50,7 @@ from summitry.domain.model import (
     require_text,
     slugify,
 )
+from summitry.domain.sdp import check_description, trickle_fragment
 from summitry.domain.times import offset_change, require_aware, require_zone, wall_time
 from summitry.security import audit, grants
 from summitry.security.grants import Grant
@@ -67,12 +70,6 @@ class Clock(Protocol):
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
-
-
-class MediaPlane(Protocol):
-    """What the orchestrator asks of the media plane; media/ implements it."""
-
-    async def carry_out(self, summit_id: str, effect: phases.Effect) -> None: ...
 
 
 def new_id() -> str:
@@ -486,6 +483,97 @@ class Summits:
         )
         return self._view(row, sides, None)
 
+    # --- media: publishing (WHIP) and the room subscription
+
+    @property
+    def media(self) -> MediaPlane:
+        if self._media is None:
+            raise MediaUnavailable("this server runs without a media plane")
+        return self._media
+
+    async def active_summits(self) -> list[str]:
+        """Summits whose room should exist: lobby, public or private."""
+        async with self._sessions() as session:
+            return list(
+                (
+                    await session.scalars(
+                        select(SummitRow.id).where(
+                            SummitRow.phase.in_(
+                                [
+                                    phases.Phase.LOBBY.value,
+                                    phases.Phase.PUBLIC.value,
+                                    phases.Phase.PRIVATE.value,
+                                ]
+                            )
+                        )
+                    )
+                ).all()
+            )
+
+    async def _in_call(self, grant: Grant, summit_id: str) -> ParticipantRow:
+        """The caller, if admitted to a summit whose room is open."""
+        require_summit(grant, summit_id)
+        async with self._sessions() as session:
+            row = await self._summit(session, summit_id)
+            person = await self._participant(session, summit_id, grant.participant_id)
+        phase = phases.Phase(row.phase)
+        if phase is phases.Phase.SCHEDULED:
+            raise IllegalTransition("the room is not open yet")
+        if phase.is_over:
+            raise IllegalTransition(f"the summit is {phase.value}; the room is closed")
+        if person.presence != Presence.ADMITTED.value:
+            raise NotPermitted(
+                "you are not in the call: your coordinator admits you from the lobby"
+            )
+        return person
+
+    async def publish(self, grant: Grant, summit_id: str, offer: str) -> Published:
+        require_summit(grant, summit_id)
+        if not grant.role.publishes:
+            raise NotPermitted("observers see and hear the talks; they do not publish")
+        check_description(offer)
+        person = await self._in_call(grant, summit_id)
+        return await self.media.publish(
+            summit_id, Publisher(person.id, person.name, person.side_id, person.role), offer
+        )
+
+    async def trickle(self, grant: Grant, summit_id: str, resource_id: str, fragment: str) -> None:
+        self._own_resource(grant, summit_id, resource_id)
+        candidates, completed = trickle_fragment(fragment)
+        await self.media.trickle(resource_id, candidates, completed)
+
+    async def subscribe(self, grant: Grant, summit_id: str) -> Offered:
+        await self._in_call(grant, summit_id)
+        return await self.media.subscribe(summit_id, grant.participant_id)
+
+    async def answer_subscription(
+        self, grant: Grant, summit_id: str, resource_id: str, answer: str
+    ) -> None:
+        self._own_resource(grant, summit_id, resource_id)
+        check_description(answer, "answer")
+        await self.media.answer(resource_id, answer)
+
+    async def sync_subscription(self, grant: Grant, summit_id: str, resource_id: str) -> Offered:
+        self._own_resource(grant, summit_id, resource_id)
+        await self._in_call(grant, summit_id)
+        return await self.media.sync(resource_id)
+
+    async def leave_media(self, grant: Grant, summit_id: str, resource_id: str) -> None:
+        self._own_resource(grant, summit_id, resource_id)
+        await self.media.leave(resource_id)
+
+    async def feeds(self, grant: Grant, summit_id: str) -> list[Feed]:
+        require_summit(grant, summit_id)
+        return self.media.feeds(summit_id)
+
+    def _own_resource(self, grant: Grant, summit_id: str, resource_id: str) -> None:
+        require_summit(grant, summit_id)
+        owner = self.media.owner(resource_id)
+        if owner is None or owner[0] != summit_id:
+            raise NotFound("no such media resource in this summit")
+        if owner[1] != grant.participant_id:
+            raise NotPermitted("this media resource belongs to someone else")
+
     # --- readouts
 
     async def publish_readout(
@@ -610,6 +698,8 @@ class Summits:
                 {"participant": person.id, "from": current.value},
                 now,
             )
+        if current is Presence.ADMITTED and self._media is not None:
+            await self._media.drop_participant(summit_id, person.id)
         self._announce_roster(summit_id, person, presence.value)
         return participant_view(person)
 

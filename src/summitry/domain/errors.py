@@ -17,6 +17,14 @@ class InvalidInput(SummitryError):
     """The request itself is wrong (bad zone, naive time, impossible lengths...)."""
 
 
+class BadDescription(InvalidInput):
+    """A session description (SDP) that cannot be used."""
+
+
+class MediaUnavailable(SummitryError):
+    """The media server is not answering right now (restarting, or gone)."""
+
+
 class IllegalTransition(SummitryError):
     """The phase machine does not allow this event in the current phase."""
 

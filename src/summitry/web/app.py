@@ -16,8 +16,10 @@ from summitry import __version__
 from summitry.config import Config
 from summitry.control.events import EventHub
 from summitry.control.summits import Clock, Summits
+from summitry.media.rooms import JanusRooms
+from summitry.media.supervisor import JanusEndpoint, JanusSettings, JanusSupervisor, find_janus
 from summitry.store.database import make_engine, migrate, sessions
-from summitry.web import api, errors
+from summitry.web import api, errors, media
 from summitry.web.limits import BodyLimit
 
 log = logging.getLogger(__name__)
@@ -59,21 +61,59 @@ async def run_clock(service: Summits) -> None:
         await asyncio.sleep(TICK_SECONDS)
 
 
+@asynccontextmanager
+async def media_plane(config: Config, hub: EventHub) -> AsyncIterator[JanusRooms | None]:
+    """The configured media plane: our own supervised Janus, an external one, or none."""
+    if config.media == "off":
+        yield None
+        return
+    rooms = JanusRooms(hub.announce)
+    supervisor: JanusSupervisor | None = None
+    try:
+        if config.media == "external":
+            assert config.janus_url is not None
+            await rooms.connect(config.janus_url, config.janus_api_secret, config.janus_admin_key)
+        else:
+            supervisor = JanusSupervisor(
+                JanusSettings(find_janus(), config.data_dir / "janus", config.media_address)
+            )
+            endpoint = await supervisor.start()
+            await rooms.connect(endpoint.url, endpoint.api_secret, endpoint.admin_key)
+
+            async def reconnect(endpoint: JanusEndpoint, generation: int) -> None:
+                log.warning("Janus restarted (start %d): recreating rooms", generation)
+                await rooms.connect(endpoint.url, endpoint.api_secret, endpoint.admin_key)
+
+            supervisor.on_restart.append(reconnect)
+        yield rooms
+    finally:
+        await rooms.close()
+        if supervisor is not None:
+            await supervisor.stop()
+
+
 def create_app(config: Config, clock: Clock | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(config.database_url)
         await migrate(engine)
-        app.state.summits = Summits(
-            sessions(engine), config.grant_secret, config.public_url, EventHub(), clock
-        )
-        ticker = asyncio.create_task(run_clock(app.state.summits))
+        hub = EventHub()
         try:
-            yield
+            async with media_plane(config, hub) as media:
+                service = Summits(
+                    sessions(engine), config.grant_secret, config.public_url, hub, clock, media
+                )
+                if media is not None:
+                    await media.restore(await service.active_summits())
+                app.state.summits = service
+                ticker = asyncio.create_task(run_clock(service))
+                try:
+                    yield
+                finally:
+                    ticker.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await ticker
         finally:
-            ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
             await engine.dispose()
 
     app = FastAPI(
@@ -82,6 +122,7 @@ def create_app(config: Config, clock: Clock | None = None) -> FastAPI:
     app.state.config = config
     errors.install(app)
     app.include_router(api.router)
+    app.include_router(media.router)
     app.add_middleware(BodyLimit, limit=BODY_LIMIT)
     app.add_middleware(SecurityHeaders)
     return app

@@ -10,9 +10,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from summitry.domain.errors import (
+    BadDescription,
     Conflict,
     IllegalTransition,
     InvalidInput,
+    MediaUnavailable,
     NotAuthenticated,
     NotFound,
     NotPermitted,
@@ -22,6 +24,8 @@ from summitry.domain.errors import (
 
 STATUS: dict[type[SummitryError], tuple[int, str]] = {
     InvalidInput: (422, "invalid_input"),
+    BadDescription: (400, "bad_sdp"),
+    MediaUnavailable: (503, "media_unavailable"),
     IllegalTransition: (409, "not_allowed_now"),
     StaleVersion: (409, "stale_version"),
     Conflict: (409, "conflict"),

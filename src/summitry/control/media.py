@@ -1,0 +1,69 @@
+"""What the orchestrator asks of the media plane (media/ implements it), and the values
+that cross that seam."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from summitry.domain import phases
+
+
+@dataclass(frozen=True)
+class Publisher:
+    """Who a published feed belongs to."""
+
+    participant_id: str
+    name: str
+    side_id: str
+    role: str
+
+
+@dataclass(frozen=True)
+class Feed:
+    feed_id: int
+    publisher: Publisher
+
+
+@dataclass(frozen=True)
+class Published:
+    resource_id: str
+    answer: str
+
+
+@dataclass(frozen=True)
+class Offered:
+    """A subscription's state: Janus's offer to answer (None when nothing changed or
+    there is nothing to watch yet) and the feeds it carries."""
+
+    resource_id: str
+    offer: str | None
+    feeds: list[Feed]
+
+
+class MediaPlane(Protocol):
+    async def carry_out(self, summit_id: str, effect: phases.Effect) -> None: ...
+
+    async def restore(self, summit_ids: list[str]) -> None: ...
+
+    def feeds(self, summit_id: str) -> list[Feed]: ...
+
+    async def publish(self, summit_id: str, publisher: Publisher, offer: str) -> Published: ...
+
+    async def trickle(
+        self, resource_id: str, candidates: list[dict[str, object]], completed: bool
+    ) -> None: ...
+
+    async def subscribe(self, summit_id: str, participant_id: str) -> Offered: ...
+
+    async def answer(self, resource_id: str, answer: str) -> None: ...
+
+    async def sync(self, resource_id: str) -> Offered: ...
+
+    async def leave(self, resource_id: str) -> None: ...
+
+    def owner(self, resource_id: str) -> tuple[str, str] | None:
+        """The (summit, participant) a resource belongs to, if it exists."""
+        ...
+
+    async def drop_participant(self, summit_id: str, participant_id: str) -> None: ...

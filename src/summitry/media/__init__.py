@@ -1,0 +1,1 @@
+"""The media plane: Janus (supervised or external), rooms, publishing and subscribing."""

@@ -1,0 +1,410 @@
+"""The media plane on Janus: one VideoRoom per summit, WHIP publishers and the
+server-offer subscriptions of participants.
+
+Rooms are created when the lobby opens (with a random secret and pin), destroyed when
+the summit ends, and recreated after Janus restarts. A feed is announced to the room
+only once its publisher's PeerConnection is up (`webrtcup`): subscribing to a feed
+before that fails in Janus (428)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from summitry.control.media import Feed, Offered, Published, Publisher
+from summitry.domain import phases
+from summitry.domain.errors import BadDescription, IllegalTransition, MediaUnavailable, NotFound
+from summitry.domain.sdp import has_candidates
+from summitry.media.janus import Handle, Janus, JanusError, JanusUnavailable, Session
+
+log = logging.getLogger(__name__)
+
+VIDEOROOM = "janus.plugin.videoroom"
+MAX_PUBLISHERS = 32
+Announce = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Room:
+    room_id: int
+    secret: str
+    pin: str
+
+
+@dataclass
+class PublisherResource:
+    id: str
+    summit_id: str
+    publisher: Publisher
+    feed_id: int
+    handle: Handle
+    up: bool = False
+    watcher: asyncio.Task[None] | None = None
+
+
+@dataclass
+class SubscriptionResource:
+    id: str
+    summit_id: str
+    participant_id: str
+    handle: Handle | None = None
+    feeds: dict[int, Feed] = field(default_factory=dict)
+
+
+def new_room_id() -> int:
+    return secrets.randbits(52) or 1
+
+
+class JanusRooms:
+    """Implements control.media.MediaPlane on one Janus server."""
+
+    def __init__(self, announce: Announce) -> None:
+        self._announce = announce
+        self._janus: Janus | None = None
+        self._session: Session | None = None
+        self._session_cm: contextlib.AbstractAsyncContextManager[Session] | None = None
+        self._control: Handle | None = None
+        self._admin_key = ""
+        self.rooms: dict[str, Room] = {}
+        self._publishers: dict[str, PublisherResource] = {}
+        self._subscriptions: dict[str, SubscriptionResource] = {}
+        self._lock = asyncio.Lock()
+
+    # --- connection
+
+    async def connect(self, url: str, api_secret: str, admin_key: str) -> None:
+        """Talk to the Janus at `url` (again, after a restart): everything that lived in
+        the previous Janus is gone, so rooms are recreated and clients told to rejoin."""
+        await self._disconnect()
+        self._janus = Janus(url, api_secret)
+        self._admin_key = admin_key
+        self._session_cm = self._janus.session()
+        self._session = await self._session_cm.__aenter__()
+        self._control = await self._session.attach(VIDEOROOM)
+        lost_publishers = list(self._publishers.values())
+        self._publishers.clear()
+        self._subscriptions.clear()
+        for resource in lost_publishers:
+            if resource.watcher is not None:
+                resource.watcher.cancel()
+        for summit_id, room in list(self.rooms.items()):
+            await self._create_room(room)
+            self._announce(summit_id, {"type": "media_reset"})
+
+    async def close(self) -> None:
+        await self._disconnect()
+
+    async def _disconnect(self) -> None:
+        for resource in self._publishers.values():
+            if resource.watcher is not None:
+                resource.watcher.cancel()
+        if self._session_cm is not None:
+            with contextlib.suppress(JanusError, JanusUnavailable):
+                await self._session_cm.__aexit__(None, None, None)
+        if self._janus is not None:
+            await self._janus.close()
+        self._session_cm = self._session = self._control = self._janus = None
+
+    @property
+    def session(self) -> Session:
+        if self._session is None or self._session.lost.is_set():
+            raise MediaUnavailable("the media server is restarting; try again in a moment")
+        return self._session
+
+    # --- effects of the phase machine
+
+    async def carry_out(self, summit_id: str, effect: phases.Effect) -> None:
+        if isinstance(effect, phases.OpenRoom):
+            await self.open_room(summit_id)
+        elif isinstance(effect, phases.CloseRoom):
+            await self.close_room(summit_id)
+        # StartBroadcast/StopBroadcast belong to the broadcast chain and EnterPrivate to
+        # the browsers' encryption; neither changes the room itself.
+
+    async def restore(self, summit_ids: list[str]) -> None:
+        for summit_id in summit_ids:
+            await self.open_room(summit_id)
+
+    async def open_room(self, summit_id: str) -> Room:
+        async with self._lock:
+            room = self.rooms.get(summit_id)
+            if room is None:
+                room = Room(new_room_id(), secrets.token_urlsafe(18), secrets.token_urlsafe(12))
+                await self._create_room(room)
+                self.rooms[summit_id] = room
+            return room
+
+    async def _create_room(self, room: Room) -> None:
+        assert self._control is not None
+        try:
+            await self._control.request(
+                {
+                    "request": "create",
+                    "admin_key": self._admin_key,
+                    "room": room.room_id,
+                    "permanent": False,
+                    "secret": room.secret,
+                    "pin": room.pin,
+                    "is_private": True,
+                    "publishers": MAX_PUBLISHERS,
+                    "audiocodec": "opus",
+                    "videocodec": "vp8",
+                    "bitrate": 1_500_000,
+                    "fir_freq": 10,
+                    "notify_joining": True,
+                    "audiolevel_event": True,
+                    "audio_active_packets": 50,
+                    "audio_level_average": 40,
+                }
+            )
+        except JanusUnavailable as error:
+            raise MediaUnavailable("the media server did not answer") from error
+
+    async def close_room(self, summit_id: str) -> None:
+        room = self.rooms.pop(summit_id, None)
+        for resource_id in [r.id for r in self._publishers.values() if r.summit_id == summit_id]:
+            await self._drop_publisher(resource_id, announce=False)
+        for resource_id in [s.id for s in self._subscriptions.values() if s.summit_id == summit_id]:
+            await self._drop_subscription(resource_id)
+        if room is not None and self._control is not None:
+            with contextlib.suppress(JanusError, JanusUnavailable):
+                await self._control.request(
+                    {
+                        "request": "destroy",
+                        "room": room.room_id,
+                        "secret": room.secret,
+                        "permanent": False,
+                    }
+                )
+
+    def _room(self, summit_id: str) -> Room:
+        room = self.rooms.get(summit_id)
+        if room is None:
+            raise IllegalTransition("the room is not open: the lobby has not opened yet")
+        return room
+
+    # --- publishing (WHIP)
+
+    def feeds(self, summit_id: str) -> list[Feed]:
+        return [
+            Feed(r.feed_id, r.publisher)
+            for r in self._publishers.values()
+            if r.summit_id == summit_id and r.up
+        ]
+
+    def owner(self, resource_id: str) -> tuple[str, str] | None:
+        if resource_id in self._publishers:
+            resource = self._publishers[resource_id]
+            return resource.summit_id, resource.publisher.participant_id
+        if resource_id in self._subscriptions:
+            subscription = self._subscriptions[resource_id]
+            return subscription.summit_id, subscription.participant_id
+        return None
+
+    async def publish(self, summit_id: str, publisher: Publisher, offer: str) -> Published:
+        room = self._room(summit_id)
+        # One camera per person: publishing again (a reconnect) replaces the old feed.
+        for old in [
+            r.id
+            for r in self._publishers.values()
+            if r.summit_id == summit_id and r.publisher.participant_id == publisher.participant_id
+        ]:
+            await self._drop_publisher(old, announce=False)
+        handle = await self._attach()
+        feed_id = secrets.randbits(52) or 1
+        try:
+            await handle.message(
+                {
+                    "request": "join",
+                    "ptype": "publisher",
+                    "room": room.room_id,
+                    "pin": room.pin,
+                    "id": feed_id,
+                    "display": publisher.name,
+                }
+            )
+            _, jsep = await handle.message(
+                {"request": "publish", "audio": True, "video": True},
+                {"type": "offer", "sdp": offer},
+            )
+        except JanusError as error:
+            await handle.detach()
+            raise BadDescription(f"the media server refused the offer: {error.reason}") from error
+        except JanusUnavailable as error:
+            raise MediaUnavailable("the media server did not answer") from error
+        if jsep is None or jsep.get("type") != "answer":
+            await handle.detach()
+            raise BadDescription("the media server did not answer the offer")
+        if has_candidates(offer):
+            await handle.trickle_completed()
+        resource = PublisherResource(
+            secrets.token_urlsafe(12), summit_id, publisher, feed_id, handle
+        )
+        resource.watcher = asyncio.create_task(self._watch_publisher(resource))
+        self._publishers[resource.id] = resource
+        return Published(resource.id, str(jsep["sdp"]))
+
+    async def trickle(
+        self, resource_id: str, candidates: list[dict[str, object]], completed: bool
+    ) -> None:
+        resource = self._publishers.get(resource_id)
+        if resource is None:
+            raise NotFound("no such WHIP resource")
+        try:
+            if candidates:
+                await resource.handle.trickle(candidates)
+            if completed:
+                await resource.handle.trickle_completed()
+        except JanusUnavailable as error:
+            raise MediaUnavailable("the media server did not answer") from error
+
+    async def _watch_publisher(self, resource: PublisherResource) -> None:
+        """Follows a publisher's PeerConnection: announce its feed once up, drop it when
+        its client goes away without saying so."""
+        while True:
+            event = await resource.handle.session.events(resource.handle.id).get()
+            kind = event.get("janus")
+            if kind == "webrtcup":
+                resource.up = True
+                self._announce(resource.summit_id, {"type": "feeds"})
+            elif kind in ("hangup", "detached"):
+                resource.watcher = None
+                await self._drop_publisher(resource.id, announce=True)
+                return
+            elif kind == "event":
+                data = event.get("plugindata", {}).get("data", {})
+                if data.get("videoroom") in ("talking", "stopped-talking"):
+                    self._announce(
+                        resource.summit_id,
+                        {
+                            "type": "speaking",
+                            "participant": resource.publisher.participant_id,
+                            "speaking": data["videoroom"] == "talking",
+                        },
+                    )
+
+    async def _drop_publisher(self, resource_id: str, announce: bool) -> None:
+        resource = self._publishers.pop(resource_id, None)
+        if resource is None:
+            return
+        if resource.watcher is not None and resource.watcher is not asyncio.current_task():
+            resource.watcher.cancel()
+        await resource.handle.detach()
+        if announce and resource.up:
+            self._announce(resource.summit_id, {"type": "feeds"})
+
+    # --- subscribing (server offer, client answer)
+
+    def _wanted(self, summit_id: str, participant_id: str) -> dict[int, Feed]:
+        return {
+            feed.feed_id: feed
+            for feed in self.feeds(summit_id)
+            if feed.publisher.participant_id != participant_id
+        }
+
+    async def subscribe(self, summit_id: str, participant_id: str) -> Offered:
+        self._room(summit_id)
+        for old in [
+            s.id
+            for s in self._subscriptions.values()
+            if s.summit_id == summit_id and s.participant_id == participant_id
+        ]:
+            await self._drop_subscription(old)
+        subscription = SubscriptionResource(secrets.token_urlsafe(12), summit_id, participant_id)
+        self._subscriptions[subscription.id] = subscription
+        return await self.sync(subscription.id)
+
+    async def sync(self, resource_id: str) -> Offered:
+        """Brings the subscription to the feeds the participant may see now; an offer
+        comes back when that changed what it carries."""
+        subscription = self._subscription(resource_id)
+        wanted = self._wanted(subscription.summit_id, subscription.participant_id)
+        added = [feed_id for feed_id in wanted if feed_id not in subscription.feeds]
+        removed = [feed_id for feed_id in subscription.feeds if feed_id not in wanted]
+        if not added and not removed:
+            return Offered(resource_id, None, list(subscription.feeds.values()))
+        room = self._room(subscription.summit_id)
+        try:
+            if subscription.handle is None:
+                subscription.handle = await self._attach()
+                _, jsep = await subscription.handle.message(
+                    {
+                        "request": "join",
+                        "ptype": "subscriber",
+                        "room": room.room_id,
+                        "pin": room.pin,
+                        "streams": [{"feed": feed_id} for feed_id in added],
+                    }
+                )
+            else:
+                body: dict[str, Any] = {"request": "update"}
+                if added:
+                    body["subscribe"] = [{"feed": feed_id} for feed_id in added]
+                if removed:
+                    body["unsubscribe"] = [{"feed": feed_id} for feed_id in removed]
+                _, jsep = await subscription.handle.message(body)
+        except JanusError as error:
+            raise IllegalTransition(
+                f"the media server refused the subscription: {error.reason}"
+            ) from error
+        except JanusUnavailable as error:
+            raise MediaUnavailable("the media server did not answer") from error
+        subscription.feeds = dict(wanted)
+        offer = str(jsep["sdp"]) if jsep and jsep.get("type") == "offer" else None
+        return Offered(resource_id, offer, list(wanted.values()))
+
+    async def answer(self, resource_id: str, answer: str) -> None:
+        subscription = self._subscription(resource_id)
+        if subscription.handle is None:
+            raise IllegalTransition("there is no offer to answer yet")
+        try:
+            await subscription.handle.message(
+                {"request": "start"}, {"type": "answer", "sdp": answer}
+            )
+            if has_candidates(answer):
+                await subscription.handle.trickle_completed()
+        except JanusError as error:
+            raise BadDescription(f"the media server refused the answer: {error.reason}") from error
+        except JanusUnavailable as error:
+            raise MediaUnavailable("the media server did not answer") from error
+
+    def _subscription(self, resource_id: str) -> SubscriptionResource:
+        subscription = self._subscriptions.get(resource_id)
+        if subscription is None:
+            raise NotFound("no such subscription")
+        return subscription
+
+    async def _drop_subscription(self, resource_id: str) -> None:
+        subscription = self._subscriptions.pop(resource_id, None)
+        if subscription is not None and subscription.handle is not None:
+            await subscription.handle.detach()
+
+    # --- leaving
+
+    async def leave(self, resource_id: str) -> None:
+        if resource_id in self._publishers:
+            await self._drop_publisher(resource_id, announce=True)
+        elif resource_id in self._subscriptions:
+            await self._drop_subscription(resource_id)
+        else:
+            raise NotFound("no such media resource")
+
+    async def drop_participant(self, summit_id: str, participant_id: str) -> None:
+        for resource_id, (summit, participant) in [
+            (rid, owner)
+            for rid in [*self._publishers, *self._subscriptions]
+            if (owner := self.owner(rid)) is not None
+        ]:
+            if (summit, participant) == (summit_id, participant_id):
+                await self.leave(resource_id)
+
+    async def _attach(self) -> Handle:
+        try:
+            return await self.session.attach(VIDEOROOM)
+        except JanusUnavailable as error:
+            raise MediaUnavailable("the media server did not answer") from error

@@ -1,0 +1,152 @@
+"""Media endpoints: WHIP for publishing (RFC 9725) and the room subscription, a
+server-offer exchange because the Janus VideoRoom always makes the subscriber's offer."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field
+
+from summitry.control.media import Feed
+from summitry.domain.errors import BadDescription, InvalidInput
+from summitry.domain.sdp import MAX_SDP_BYTES
+from summitry.web.api import Caller, Service
+
+router = APIRouter(prefix="/api/v1/summits/{summit_id}")
+
+SDP = "application/sdp"
+TRICKLE = "application/trickle-ice-sdpfrag"
+SDP_BODY = {"content": {SDP: {"schema": {"type": "string"}}}}
+
+
+async def text_body(request: Request, media_type: str) -> str:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != media_type:
+        raise InvalidInput(
+            f"the body must be {media_type}, not {content_type or 'missing'}", field="content-type"
+        )
+    raw = await request.body()
+    if len(raw) > MAX_SDP_BYTES:
+        raise BadDescription(f"the body is larger than {MAX_SDP_BYTES} bytes", field="sdp")
+    try:
+        return raw.decode()
+    except UnicodeDecodeError as error:
+        raise BadDescription("the body is not UTF-8 text", field="sdp") from error
+
+
+class FeedOut(BaseModel):
+    feed_id: int
+    participant_id: str
+    name: str
+    side_id: str
+    role: str
+
+
+def feed_out(feed: Feed) -> FeedOut:
+    publisher = feed.publisher
+    return FeedOut(
+        feed_id=feed.feed_id,
+        participant_id=publisher.participant_id,
+        name=publisher.name,
+        side_id=publisher.side_id,
+        role=publisher.role,
+    )
+
+
+class SubscriptionOut(BaseModel):
+    id: str
+    offer: str | None = Field(description="Janus's offer to answer, when the feeds changed")
+    feeds: list[FeedOut]
+
+
+class AnswerIn(BaseModel):
+    sdp: str = Field(max_length=MAX_SDP_BYTES)
+
+
+@router.post(
+    "/whip",
+    status_code=201,
+    response_class=Response,
+    openapi_extra={"requestBody": {"required": True, **SDP_BODY}},
+    responses={201: {"description": "The SDP answer; Location names the resource", **SDP_BODY}},
+)
+async def whip_publish(
+    summit_id: str, request: Request, caller: Caller, service: Service
+) -> Response:
+    """WHIP: POST an SDP offer, get the answer and the resource to PATCH or DELETE."""
+    offer = await text_body(request, SDP)
+    published = await service.publish(caller, summit_id, offer)
+    location = f"/api/v1/summits/{summit_id}/whip/{published.resource_id}"
+    return Response(
+        published.answer,
+        201,
+        media_type=SDP,
+        headers={"Location": location, "ETag": f'"{published.resource_id}"'},
+    )
+
+
+@router.patch(
+    "/whip/{resource_id}",
+    status_code=204,
+    response_class=Response,
+    openapi_extra={
+        "requestBody": {"required": True, "content": {TRICKLE: {"schema": {"type": "string"}}}}
+    },
+)
+async def whip_trickle(
+    summit_id: str, resource_id: str, request: Request, caller: Caller, service: Service
+) -> Response:
+    """Trickle ICE candidates (RFC 8840 fragment) to a WHIP resource."""
+    fragment = await text_body(request, TRICKLE)
+    await service.trickle(caller, summit_id, resource_id, fragment)
+    return Response(status_code=204)
+
+
+@router.delete("/whip/{resource_id}", response_class=Response)
+async def whip_delete(
+    summit_id: str, resource_id: str, caller: Caller, service: Service
+) -> Response:
+    await service.leave_media(caller, summit_id, resource_id)
+    return Response(status_code=200)
+
+
+@router.get("/feeds", response_model=list[FeedOut])
+async def list_feeds(summit_id: str, caller: Caller, service: Service) -> list[FeedOut]:
+    """Who is publishing in the room now."""
+    return [feed_out(feed) for feed in await service.feeds(caller, summit_id)]
+
+
+@router.post("/subscriptions", status_code=201, response_model=SubscriptionOut)
+async def subscribe(summit_id: str, caller: Caller, service: Service) -> SubscriptionOut:
+    """One subscription carries every feed the caller may see. The answer holds Janus's
+    offer (null while nobody else publishes); send your answer to .../answer, and call
+    .../sync whenever the summit's event stream says the feeds changed."""
+    offered = await service.subscribe(caller, summit_id)
+    return SubscriptionOut(
+        id=offered.resource_id, offer=offered.offer, feeds=[feed_out(f) for f in offered.feeds]
+    )
+
+
+@router.post("/subscriptions/{resource_id}/answer", status_code=204, response_class=Response)
+async def answer(
+    summit_id: str, resource_id: str, body: AnswerIn, caller: Caller, service: Service
+) -> Response:
+    await service.answer_subscription(caller, summit_id, resource_id, body.sdp)
+    return Response(status_code=204)
+
+
+@router.post("/subscriptions/{resource_id}/sync", response_model=SubscriptionOut)
+async def sync(
+    summit_id: str, resource_id: str, caller: Caller, service: Service
+) -> SubscriptionOut:
+    offered = await service.sync_subscription(caller, summit_id, resource_id)
+    return SubscriptionOut(
+        id=offered.resource_id, offer=offered.offer, feeds=[feed_out(f) for f in offered.feeds]
+    )
+
+
+@router.delete("/subscriptions/{resource_id}", response_class=Response)
+async def unsubscribe(
+    summit_id: str, resource_id: str, caller: Caller, service: Service
+) -> Response:
+    await service.leave_media(caller, summit_id, resource_id)
+    return Response(status_code=200)
