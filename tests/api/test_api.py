@@ -21,7 +21,12 @@ async def summit_count(http: httpx.AsyncClient) -> int:
 
 
 async def test_health_and_openapi(http: httpx.AsyncClient) -> None:
-    assert (await http.get("/api/v1/health")).json() == {"status": "ok", "version": "0.1.0"}
+    assert (await http.get("/api/v1/health")).json() == {
+        "status": "ok",
+        "version": "0.1.0",
+        "media": "off",
+        "media_generation": 0,
+    }
     spec = (await http.get("/openapi.json")).json()
     for path in (
         "/api/v1/summits",

@@ -74,6 +74,17 @@ def auth(token: str, content_type: str | None = None) -> dict[str, str]:
     return headers
 
 
+async def sample_offer() -> str:
+    """A real offer from a peer that then goes away: for requests meant to be refused."""
+    pc = RTCPeerConnection()
+    pc.addTrack(MovingPicture())
+    pc.addTrack(Tone())
+    await pc.setLocalDescription(await pc.createOffer())
+    offer = str(pc.localDescription.sdp)
+    await pc.close()
+    return offer
+
+
 class Publisher:
     def __init__(self, http: httpx.AsyncClient, summit_id: str, token: str) -> None:
         self.http, self.summit_id, self.token = http, summit_id, token

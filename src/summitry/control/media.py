@@ -23,6 +23,17 @@ class Publisher:
 class Feed:
     feed_id: int
     publisher: Publisher
+    audio: bool = True
+    video: bool = True
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One media section of a subscription: which feed's audio or video it carries."""
+
+    mid: str
+    feed_id: int
+    kind: str
 
 
 @dataclass(frozen=True)
@@ -39,9 +50,18 @@ class Offered:
     resource_id: str
     offer: str | None
     feeds: list[Feed]
+    streams: list[Stream]
 
 
 class MediaPlane(Protocol):
+    @property
+    def generation(self) -> int:
+        """How many times the media server was (re)connected: rooms are recreated each time."""
+        ...
+
+    @property
+    def connected(self) -> bool: ...
+
     async def carry_out(self, summit_id: str, effect: phases.Effect) -> None: ...
 
     async def restore(self, summit_ids: list[str]) -> None: ...
@@ -67,3 +87,7 @@ class MediaPlane(Protocol):
         ...
 
     async def drop_participant(self, summit_id: str, participant_id: str) -> None: ...
+
+    def set_media_state(
+        self, summit_id: str, participant_id: str, audio: bool, video: bool
+    ) -> None: ...

@@ -486,6 +486,10 @@ class Summits:
     # --- media: publishing (WHIP) and the room subscription
 
     @property
+    def media_plane(self) -> MediaPlane | None:
+        return self._media
+
+    @property
     def media(self) -> MediaPlane:
         if self._media is None:
             raise MediaUnavailable("this server runs without a media plane")
@@ -561,6 +565,10 @@ class Summits:
     async def leave_media(self, grant: Grant, summit_id: str, resource_id: str) -> None:
         self._own_resource(grant, summit_id, resource_id)
         await self.media.leave(resource_id)
+
+    async def set_media_state(self, grant: Grant, summit_id: str, audio: bool, video: bool) -> None:
+        await self._in_call(grant, summit_id)
+        self.media.set_media_state(summit_id, grant.participant_id, audio, video)
 
     async def feeds(self, grant: Grant, summit_id: str) -> list[Feed]:
         require_summit(grant, summit_id)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from summitry.control.media import Feed, Offered, Published, Publisher
+from summitry.control.media import Feed, Offered, Published, Publisher, Stream
 from summitry.domain import phases
 from summitry.domain.errors import BadDescription, IllegalTransition, MediaUnavailable, NotFound
 from summitry.domain.sdp import has_candidates
@@ -44,6 +44,8 @@ class PublisherResource:
     feed_id: int
     handle: Handle
     up: bool = False
+    audio: bool = True
+    video: bool = True
     watcher: asyncio.Task[None] | None = None
 
 
@@ -54,6 +56,7 @@ class SubscriptionResource:
     participant_id: str
     handle: Handle | None = None
     feeds: dict[int, Feed] = field(default_factory=dict)
+    streams: list[Stream] = field(default_factory=list)
 
 
 def new_room_id() -> int:
@@ -74,6 +77,7 @@ class JanusRooms:
         self._publishers: dict[str, PublisherResource] = {}
         self._subscriptions: dict[str, SubscriptionResource] = {}
         self._lock = asyncio.Lock()
+        self.generation = 0
 
     # --- connection
 
@@ -92,9 +96,11 @@ class JanusRooms:
         for resource in lost_publishers:
             if resource.watcher is not None:
                 resource.watcher.cancel()
-        for summit_id, room in list(self.rooms.items()):
+        for room in list(self.rooms.values()):
             await self._create_room(room)
-            self._announce(summit_id, {"type": "media_reset"})
+        self.generation += 1
+        for summit_id in self.rooms:
+            self._announce(summit_id, {"type": "media_reset", "generation": self.generation})
 
     async def close(self) -> None:
         await self._disconnect()
@@ -109,6 +115,10 @@ class JanusRooms:
         if self._janus is not None:
             await self._janus.close()
         self._session_cm = self._session = self._control = self._janus = None
+
+    @property
+    def connected(self) -> bool:
+        return self._session is not None and not self._session.lost.is_set()
 
     @property
     def session(self) -> Session:
@@ -192,10 +202,31 @@ class JanusRooms:
 
     def feeds(self, summit_id: str) -> list[Feed]:
         return [
-            Feed(r.feed_id, r.publisher)
+            Feed(r.feed_id, r.publisher, r.audio, r.video)
             for r in self._publishers.values()
             if r.summit_id == summit_id and r.up
         ]
+
+    def set_media_state(
+        self, summit_id: str, participant_id: str, audio: bool, video: bool
+    ) -> None:
+        for resource in self._publishers.values():
+            if (resource.summit_id, resource.publisher.participant_id) == (
+                summit_id,
+                participant_id,
+            ):
+                resource.audio, resource.video = audio, video
+                self._announce(
+                    summit_id,
+                    {
+                        "type": "media_state",
+                        "participant": participant_id,
+                        "audio": audio,
+                        "video": video,
+                    },
+                )
+                return
+        raise NotFound("you are not publishing in this room")
 
     def owner(self, resource_id: str) -> tuple[str, str] | None:
         if resource_id in self._publishers:
@@ -327,12 +358,13 @@ class JanusRooms:
         added = [feed_id for feed_id in wanted if feed_id not in subscription.feeds]
         removed = [feed_id for feed_id in subscription.feeds if feed_id not in wanted]
         if not added and not removed:
-            return Offered(resource_id, None, list(subscription.feeds.values()))
+            subscription.feeds = wanted  # the same feeds, with their current mic/camera
+            return Offered(resource_id, None, list(wanted.values()), subscription.streams)
         room = self._room(subscription.summit_id)
         try:
             if subscription.handle is None:
                 subscription.handle = await self._attach()
-                _, jsep = await subscription.handle.message(
+                data, jsep = await subscription.handle.message(
                     {
                         "request": "join",
                         "ptype": "subscriber",
@@ -347,7 +379,7 @@ class JanusRooms:
                     body["subscribe"] = [{"feed": feed_id} for feed_id in added]
                 if removed:
                     body["unsubscribe"] = [{"feed": feed_id} for feed_id in removed]
-                _, jsep = await subscription.handle.message(body)
+                data, jsep = await subscription.handle.message(body)
         except JanusError as error:
             raise IllegalTransition(
                 f"the media server refused the subscription: {error.reason}"
@@ -355,8 +387,13 @@ class JanusRooms:
         except JanusUnavailable as error:
             raise MediaUnavailable("the media server did not answer") from error
         subscription.feeds = dict(wanted)
+        subscription.streams = [
+            Stream(str(s["mid"]), int(s["feed_id"]), str(s["type"]))
+            for s in data.get("streams", [])
+            if s.get("active", True) and "feed_id" in s
+        ]
         offer = str(jsep["sdp"]) if jsep and jsep.get("type") == "offer" else None
-        return Offered(resource_id, offer, list(wanted.values()))
+        return Offered(resource_id, offer, list(wanted.values()), subscription.streams)
 
     async def answer(self, resource_id: str, answer: str) -> None:
         subscription = self._subscription(resource_id)

@@ -82,8 +82,16 @@ Caller = Annotated[Grant, Depends(grant)]
 
 
 @router.get("/health", response_model=Health)
-async def health() -> Health:
-    return Health(status="ok", version=__version__)
+async def health(service: Service) -> Health:
+    media = service.media_plane
+    if media is None:
+        return Health(status="ok", version=__version__, media="off", media_generation=0)
+    return Health(
+        status="ok",
+        version=__version__,
+        media="up" if media.connected else "down",
+        media_generation=media.generation,
+    )
 
 
 @router.post("/summits", status_code=201, response_model=SummitCreated)

@@ -19,7 +19,7 @@ from summitry.control.summits import Clock, Summits
 from summitry.media.rooms import JanusRooms
 from summitry.media.supervisor import JanusEndpoint, JanusSettings, JanusSupervisor, find_janus
 from summitry.store.database import make_engine, migrate, sessions
-from summitry.web import api, errors, media
+from summitry.web import api, errors, media, pages
 from summitry.web.limits import BodyLimit
 
 log = logging.getLogger(__name__)
@@ -123,6 +123,8 @@ def create_app(config: Config, clock: Clock | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(api.router)
     app.include_router(media.router)
+    app.include_router(pages.router)
+    app.mount("/static", pages.static_files, name="static")
     app.add_middleware(BodyLimit, limit=BODY_LIMIT)
     app.add_middleware(SecurityHeaders)
     return app

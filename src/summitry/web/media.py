@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from summitry.control.media import Feed
+from summitry.control.media import Feed, Offered
 from summitry.domain.errors import BadDescription, InvalidInput
 from summitry.domain.sdp import MAX_SDP_BYTES
 from summitry.web.api import Caller, Service
@@ -39,6 +39,8 @@ class FeedOut(BaseModel):
     name: str
     side_id: str
     role: str
+    audio: bool
+    video: bool
 
 
 def feed_out(feed: Feed) -> FeedOut:
@@ -49,13 +51,36 @@ def feed_out(feed: Feed) -> FeedOut:
         name=publisher.name,
         side_id=publisher.side_id,
         role=publisher.role,
+        audio=feed.audio,
+        video=feed.video,
     )
+
+
+class StreamOut(BaseModel):
+    mid: str
+    feed_id: int
+    kind: str
 
 
 class SubscriptionOut(BaseModel):
     id: str
     offer: str | None = Field(description="Janus's offer to answer, when the feeds changed")
     feeds: list[FeedOut]
+    streams: list[StreamOut] = Field(description="Which feed each media section carries")
+
+
+def subscription_out(offered: Offered) -> SubscriptionOut:
+    return SubscriptionOut(
+        id=offered.resource_id,
+        offer=offered.offer,
+        feeds=[feed_out(feed) for feed in offered.feeds],
+        streams=[StreamOut(mid=s.mid, feed_id=s.feed_id, kind=s.kind) for s in offered.streams],
+    )
+
+
+class MediaStateIn(BaseModel):
+    audio: bool
+    video: bool
 
 
 class AnswerIn(BaseModel):
@@ -120,10 +145,7 @@ async def subscribe(summit_id: str, caller: Caller, service: Service) -> Subscri
     """One subscription carries every feed the caller may see. The answer holds Janus's
     offer (null while nobody else publishes); send your answer to .../answer, and call
     .../sync whenever the summit's event stream says the feeds changed."""
-    offered = await service.subscribe(caller, summit_id)
-    return SubscriptionOut(
-        id=offered.resource_id, offer=offered.offer, feeds=[feed_out(f) for f in offered.feeds]
-    )
+    return subscription_out(await service.subscribe(caller, summit_id))
 
 
 @router.post("/subscriptions/{resource_id}/answer", status_code=204, response_class=Response)
@@ -138,10 +160,16 @@ async def answer(
 async def sync(
     summit_id: str, resource_id: str, caller: Caller, service: Service
 ) -> SubscriptionOut:
-    offered = await service.sync_subscription(caller, summit_id, resource_id)
-    return SubscriptionOut(
-        id=offered.resource_id, offer=offered.offer, feeds=[feed_out(f) for f in offered.feeds]
-    )
+    return subscription_out(await service.sync_subscription(caller, summit_id, resource_id))
+
+
+@router.put("/media-state", status_code=204, response_class=Response)
+async def media_state(
+    summit_id: str, body: MediaStateIn, caller: Caller, service: Service
+) -> Response:
+    """Tell the room that your microphone or camera is off (or on again)."""
+    await service.set_media_state(caller, summit_id, body.audio, body.video)
+    return Response(status_code=204)
 
 
 @router.delete("/subscriptions/{resource_id}", response_class=Response)

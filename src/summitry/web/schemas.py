@@ -114,3 +114,5 @@ class AuditOut(BaseModel):
 class Health(BaseModel):
     status: str
     version: str
+    media: str = Field(description="up, down (restarting) or off")
+    media_generation: int = Field(description="Counts media server (re)connections")

@@ -1,0 +1,96 @@
+"""Faults of the media plane: Janus dies mid-call."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.media.conftest import invite
+from tests.media.peers import Publisher, Subscriber
+from tests.media.test_room import wait_feeds
+from tests.servers import bearer, create_summit, running_summitry
+
+
+def janus_pid(data_dir: Path) -> int:
+    """The Janus that this summitry runs (its configuration lives in the data directory)."""
+    needle = str(data_dir / "janus" / "janus.jcfg")
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if needle in command and "janus" in command.split()[0]:
+                return int(entry.name)
+    raise AssertionError("no Janus process found for this summitry")
+
+
+async def next_event(lines: Any, kind: str) -> dict[str, Any]:
+    async for line in lines:
+        if line.startswith("data: "):
+            event: dict[str, Any] = json.loads(line[6:])
+            if event["type"] == kind:
+                return event
+    raise AssertionError("the event stream ended")
+
+
+async def test_janus_killed_mid_call_comes_back_with_media(
+    tmp_path: Path, media_address: str
+) -> None:
+    with running_summitry(tmp_path, SUMMITRY_MEDIA_ADDRESS=media_address) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=15) as http:
+            summit = await create_summit(http)
+            await http.post(
+                f"/api/v1/summits/{summit.id}/actions/open_lobby", headers=bearer(summit.ru_token)
+            )
+            putin_token = await invite(
+                http, summit.id, summit.ru_token, "Vladimir Putin", "principal"
+            )
+            biden_token = await invite(http, summit.id, summit.us_token, "Joe Biden", "principal")
+            putin = Publisher(http, summit.id, putin_token)
+            biden = Subscriber(http, summit.id, biden_token)
+            async with http.stream(
+                "GET",
+                f"/api/v1/summits/{summit.id}/events",
+                params={"token": biden_token},
+                timeout=None,
+            ) as events:
+                lines = events.aiter_lines()
+                try:
+                    assert (await putin.publish()).status_code == 201
+                    await biden.start()
+                    await wait_feeds(biden, 1)
+                    await biden.wait_frames("video", 20, timeout=10)
+                    before = (await http.get("/api/v1/health")).json()
+                    assert (before["media"], before["media_generation"]) == ("up", 1)
+
+                    killed_at = time.monotonic()
+                    os.kill(janus_pid(server.data_dir), signal.SIGKILL)
+                    reset = await asyncio.wait_for(next_event(lines, "media_reset"), 15)
+                    assert reset["generation"] == 2
+                    # What a client does on media_reset: publish and subscribe again.
+                    await putin.close(delete=False)
+                    putin = Publisher(http, summit.id, putin_token)
+                    assert (await putin.publish()).status_code == 201
+                    await biden.restart()
+                    await wait_feeds(biden, 1)
+                    await biden.wait_frames("video", 10, timeout=10)
+                    recovered = time.monotonic() - killed_at
+                finally:
+                    await biden.close()
+                    await putin.close()
+            health = (await http.get("/api/v1/health")).json()
+            assert (health["media"], health["media_generation"]) == ("up", 2)
+            summit_now = (
+                await http.get(f"/api/v1/summits/{summit.id}", headers=bearer(summit.ru_token))
+            ).json()
+            assert summit_now["phase"] == "lobby"  # the call goes on; nothing was lost
+    assert recovered < 8, f"media came back after {recovered:.1f} s"
+    print(f"media back {recovered:.2f} s after Janus was killed")
