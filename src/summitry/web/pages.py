@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 STATIC = Path(__file__).with_name("static")
 
 router = APIRouter(include_in_schema=False)
-static_files = StaticFiles(directory=STATIC)
+static_files = StaticFiles(directory=STATIC, check_dir=False)
 
 
 def page(name: str) -> FileResponse:
