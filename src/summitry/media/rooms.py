@@ -403,8 +403,11 @@ class JanusRooms:
             await subscription.handle.message(
                 {"request": "start"}, {"type": "answer", "sdp": answer}
             )
-            if has_candidates(answer):
-                await subscription.handle.trickle_completed()
+            # Janus offered and controls ICE: it learns the subscriber's addresses from
+            # its connectivity checks, so the answer may come before the client gathers
+            # (and the client may apply it only after Janus has it, which saves the DTLS
+            # retransmission a lost first handshake packet costs).
+            await subscription.handle.trickle_completed()
         except JanusError as error:
             raise BadDescription(f"the media server refused the answer: {error.reason}") from error
         except JanusUnavailable as error:

@@ -1,0 +1,138 @@
+"""What every media benchmark needs: its own network namespace, summitry with its own
+Janus inside it, and headless Chromium. Run from the repository root after the README's
+set-up: `.venv/bin/python bench/NAME.py`."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright  # noqa: E402
+from tests.servers import Server, running_summitry  # noqa: E402
+
+MEDIA_ADDRESS = "198.18.0.1"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--autoplay-policy=no-user-gesture-required",
+]
+PAGE_LIBRARY = Path(__file__).with_name("pagelib.js")
+
+
+def in_namespace(name: str) -> None:
+    """Re-runs this benchmark inside a fresh network namespace (Janus ignores loopback)."""
+    if os.environ.get("SUMMITRY_MEDIA_ADDRESS"):
+        return
+    if os.geteuid() != 0:
+        sys.exit("benchmarks that carry media need root for their network namespace")
+    janus = (
+        subprocess.run(
+            ["bash", str(REPO / "scripts/build-janus.sh")],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    subprocess.run(["bash", str(REPO / "scripts/netns.sh"), "up", name], check=True)
+    try:
+        result = subprocess.run(
+            [
+                "ip",
+                "netns",
+                "exec",
+                name,
+                "env",
+                f"SUMMITRY_MEDIA_ADDRESS={MEDIA_ADDRESS}",
+                f"SUMMITRY_JANUS_BIN={janus}",
+                sys.executable,
+                *sys.argv,
+            ]
+        )
+    finally:
+        subprocess.run(["bash", str(REPO / "scripts/netns.sh"), "down", name], check=False)
+    sys.exit(result.returncode)
+
+
+@asynccontextmanager
+async def summitry() -> AsyncIterator[Server]:
+    with (
+        tempfile.TemporaryDirectory(prefix="summitry-bench-") as folder,
+        running_summitry(Path(folder), SUMMITRY_MEDIA_ADDRESS=MEDIA_ADDRESS) as server,
+    ):
+        yield server
+
+
+@asynccontextmanager
+async def chromium() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+async def bench_page(browser: Browser, url: str) -> tuple[BrowserContext, Page]:
+    """A page on summitry's origin with the benchmark's in-page helpers loaded."""
+    context = await browser.new_context(bypass_csp=True)
+    page = await context.new_page()
+    await page.goto(url)
+    await page.add_script_tag(path=str(PAGE_LIBRARY))
+    return context, page
+
+
+def summary(values: Sequence[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    return {
+        "median": round(statistics.median(ordered), 1),
+        "p90": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.9))], 1),
+        "min": round(ordered[0], 1),
+        "max": round(ordered[-1], 1),
+        "n": len(ordered),
+    }
+
+
+def report(line: dict[str, Any], headline: str) -> None:
+    print(headline)
+    print(json.dumps(line))
+
+
+async def summit_with_two_principals(server: Server) -> tuple[str, str, str]:
+    """A summit in its lobby with an admitted principal on each side: (id, ru, us)."""
+    import httpx
+    from tests.media.conftest import invite
+    from tests.servers import bearer, create_summit
+
+    async with httpx.AsyncClient(base_url=server.url, timeout=15) as http:
+        summit = await create_summit(http)
+        opened = await http.post(
+            f"/api/v1/summits/{summit.id}/actions/open_lobby", headers=bearer(summit.ru_token)
+        )
+        opened.raise_for_status()
+        ru = await invite(http, summit.id, summit.ru_token, "Vladimir Putin", "principal")
+        us = await invite(http, summit.id, summit.us_token, "Joe Biden", "principal")
+    return summit.id, ru, us
