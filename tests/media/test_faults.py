@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from tests.conftest import free_port
 from tests.media.conftest import invite
 from tests.media.peers import Publisher, Subscriber
 from tests.media.test_room import wait_feeds
-from tests.servers import bearer, create_summit, running_summitry
+from tests.servers import bearer, create_summit, launch, running_summitry, stop
 
 
 def janus_pid(data_dir: Path) -> int:
@@ -94,3 +96,67 @@ async def test_janus_killed_mid_call_comes_back_with_media(
             assert summit_now["phase"] == "lobby"  # the call goes on; nothing was lost
     assert recovered < 8, f"media came back after {recovered:.1f} s"
     print(f"media back {recovered:.2f} s after Janus was killed")
+
+
+async def test_summitry_crash_mid_call_keeps_media_and_data(
+    tmp_path: Path, media_address: str
+) -> None:
+    env = {"SUMMITRY_MEDIA_ADDRESS": media_address}
+    port = free_port()
+    server = launch(tmp_path, port, env)
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=15) as http:
+            summit = await create_summit(http)
+            await http.post(
+                f"/api/v1/summits/{summit.id}/actions/open_lobby", headers=bearer(summit.ru_token)
+            )
+            putin_token = await invite(
+                http, summit.id, summit.ru_token, "Vladimir Putin", "principal"
+            )
+            biden_token = await invite(http, summit.id, summit.us_token, "Joe Biden", "principal")
+            putin = Publisher(http, summit.id, putin_token)
+            biden = Subscriber(http, summit.id, biden_token)
+            try:
+                assert (await putin.publish()).status_code == 201
+                await biden.start()
+                await wait_feeds(biden, 1)
+                await biden.wait_frames("video", 20, timeout=10)
+                janus_before = janus_pid(tmp_path)
+
+                server.process.kill()  # a crash: no shutdown, Janus is left running
+                server.process.wait(5)
+                assert janus_pid(tmp_path) == janus_before
+                # The call goes on while summitry is down.
+                await biden.wait_frames("video", 30, timeout=5)
+
+                server = launch(tmp_path, port, env)
+                health = (await http.get("/api/v1/health")).json()
+                assert (health["media"], janus_pid(tmp_path)) == ("up", janus_before)
+                roster = (
+                    await http.get(
+                        f"/api/v1/summits/{summit.id}/participants", headers=bearer(biden_token)
+                    )
+                ).json()
+                assert {p["name"]: p["presence"] for p in roster} == {
+                    "Yuri Ushakov": "invited",
+                    "Jake Sullivan": "invited",
+                    "Vladimir Putin": "admitted",
+                    "Joe Biden": "admitted",
+                }
+                synced = await biden.sync()  # the new process knows the subscription
+                assert ([f["name"] for f in synced["feeds"]], synced["offer"]) == (
+                    ["Vladimir Putin"],
+                    None,
+                )
+                await biden.wait_frames("video", 30, timeout=5)
+                assert putin.location is not None
+                left = await http.delete(putin.location, headers=bearer(putin_token))
+                assert left.status_code == 200
+                await wait_feeds(biden, 0)
+            finally:
+                await biden.close()
+                await putin.close(delete=False)
+    finally:
+        stop(server)
+    with pytest.raises(AssertionError, match="no Janus process"):
+        janus_pid(tmp_path)  # a clean stop stops Janus too

@@ -88,6 +88,6 @@ class MediaPlane(Protocol):
 
     async def drop_participant(self, summit_id: str, participant_id: str) -> None: ...
 
-    def set_media_state(
+    async def set_media_state(
         self, summit_id: str, participant_id: str, audio: bool, video: bool
     ) -> None: ...

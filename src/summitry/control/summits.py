@@ -568,7 +568,7 @@ class Summits:
 
     async def set_media_state(self, grant: Grant, summit_id: str, audio: bool, video: bool) -> None:
         await self._in_call(grant, summit_id)
-        self.media.set_media_state(summit_id, grant.participant_id, audio, video)
+        await self.media.set_media_state(summit_id, grant.participant_id, audio, video)
 
     async def feeds(self, grant: Grant, summit_id: str) -> list[Feed]:
         require_summit(grant, summit_id)

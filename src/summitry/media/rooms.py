@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from summitry.control.media import Feed, Offered, Published, Publisher, Stream
@@ -59,18 +62,30 @@ class SubscriptionResource:
     streams: list[Stream] = field(default_factory=list)
 
 
+def write_private(path: Path, text: str) -> None:
+    """Replaces `path` at once with `text`, readable by its owner only."""
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(text)
+    temporary.chmod(0o600)
+    temporary.replace(path)
+
+
 def new_room_id() -> int:
     return secrets.randbits(52) or 1
 
 
 class JanusRooms:
-    """Implements control.media.MediaPlane on one Janus server."""
+    """Implements control.media.MediaPlane on one Janus server.
 
-    def __init__(self, announce: Announce) -> None:
+    What lives in Janus (the session, rooms, handles) is written to `state_path` after
+    every change, so a summitry that crashed and came back can claim the same session
+    and carry on with the calls in progress."""
+
+    def __init__(self, announce: Announce, state_path: Path | None = None) -> None:
         self._announce = announce
+        self._state_path = state_path
         self._janus: Janus | None = None
         self._session: Session | None = None
-        self._session_cm: contextlib.AbstractAsyncContextManager[Session] | None = None
         self._control: Handle | None = None
         self._admin_key = ""
         self.rooms: dict[str, Room] = {}
@@ -81,40 +96,129 @@ class JanusRooms:
 
     # --- connection
 
-    async def connect(self, url: str, api_secret: str, admin_key: str) -> None:
-        """Talk to the Janus at `url` (again, after a restart): everything that lived in
-        the previous Janus is gone, so rooms are recreated and clients told to rejoin."""
+    async def connect(
+        self, url: str, api_secret: str, admin_key: str, resume: bool = False
+    ) -> None:
+        """Talk to the Janus at `url`. With `resume`, take over the session a previous
+        summitry left in that same Janus; otherwise (a new Janus) everything that lived
+        in the old one is gone: rooms are recreated and clients told to rejoin."""
         await self._disconnect()
         self._janus = Janus(url, api_secret)
         self._admin_key = admin_key
-        self._session_cm = self._janus.session()
-        self._session = await self._session_cm.__aenter__()
+        self.generation += 1
+        if resume and await self._resume():
+            return
+        self._session = await Session.open(self._janus, None)
         self._control = await self._session.attach(VIDEOROOM)
-        lost_publishers = list(self._publishers.values())
         self._publishers.clear()
         self._subscriptions.clear()
-        for resource in lost_publishers:
-            if resource.watcher is not None:
-                resource.watcher.cancel()
         for room in list(self.rooms.values()):
             await self._create_room(room)
-        self.generation += 1
+        await self._save()
         for summit_id in self.rooms:
             self._announce(summit_id, {"type": "media_reset", "generation": self.generation})
 
+    async def _resume(self) -> bool:
+        assert self._janus is not None
+        if self._state_path is None:
+            return False
+        try:
+            state = json.loads(await asyncio.to_thread(self._state_path.read_text))
+            self._session = await Session.open(self._janus, int(state["session"]))
+        except (OSError, ValueError, KeyError, JanusError, JanusUnavailable):
+            log.info("no Janus session to resume; starting afresh")
+            return False
+        session = self._session
+        self._control = await session.attach(VIDEOROOM, int(state["control"]))
+        self.rooms = {summit: Room(**room) for summit, room in state["rooms"].items()}
+        for item in state["publishers"]:
+            resource = PublisherResource(
+                item["id"],
+                item["summit_id"],
+                Publisher(**item["publisher"]),
+                item["feed_id"],
+                await session.attach(VIDEOROOM, item["handle"]),
+                item["up"],
+                item["audio"],
+                item["video"],
+            )
+            resource.watcher = asyncio.create_task(self._watch_publisher(resource))
+            self._publishers[resource.id] = resource
+        for item in state["subscriptions"]:
+            handle = item["handle"]
+            self._subscriptions[item["id"]] = SubscriptionResource(
+                item["id"],
+                item["summit_id"],
+                item["participant_id"],
+                None if handle is None else await session.attach(VIDEOROOM, handle),
+                {
+                    feed["feed_id"]: Feed(
+                        feed["feed_id"],
+                        Publisher(**feed["publisher"]),
+                        feed["audio"],
+                        feed["video"],
+                    )
+                    for feed in item["feeds"]
+                },
+                [Stream(**stream) for stream in item["streams"]],
+            )
+        log.info(
+            "resumed Janus session %s: %d rooms, %d publishers, %d subscriptions",
+            session.id,
+            len(self.rooms),
+            len(self._publishers),
+            len(self._subscriptions),
+        )
+        return True
+
+    async def _save(self) -> None:
+        if self._state_path is None or self._session is None or self._control is None:
+            return
+        state = {
+            "session": self._session.id,
+            "control": self._control.id,
+            "rooms": {summit: dataclasses.asdict(room) for summit, room in self.rooms.items()},
+            "publishers": [
+                {
+                    "id": r.id,
+                    "summit_id": r.summit_id,
+                    "publisher": dataclasses.asdict(r.publisher),
+                    "feed_id": r.feed_id,
+                    "handle": r.handle.id,
+                    "up": r.up,
+                    "audio": r.audio,
+                    "video": r.video,
+                }
+                for r in self._publishers.values()
+            ],
+            "subscriptions": [
+                {
+                    "id": s.id,
+                    "summit_id": s.summit_id,
+                    "participant_id": s.participant_id,
+                    "handle": None if s.handle is None else s.handle.id,
+                    "feeds": [dataclasses.asdict(feed) for feed in s.feeds.values()],
+                    "streams": [dataclasses.asdict(stream) for stream in s.streams],
+                }
+                for s in self._subscriptions.values()
+            ],
+        }
+        await asyncio.to_thread(write_private, self._state_path, json.dumps(state))
+
     async def close(self) -> None:
         await self._disconnect()
+        if self._state_path is not None:
+            self._state_path.unlink(missing_ok=True)
 
     async def _disconnect(self) -> None:
         for resource in self._publishers.values():
             if resource.watcher is not None:
                 resource.watcher.cancel()
-        if self._session_cm is not None:
-            with contextlib.suppress(JanusError, JanusUnavailable):
-                await self._session_cm.__aexit__(None, None, None)
+        if self._session is not None:
+            await self._session.close()
         if self._janus is not None:
             await self._janus.close()
-        self._session_cm = self._session = self._control = self._janus = None
+        self._session = self._control = self._janus = None
 
     @property
     def connected(self) -> bool:
@@ -147,6 +251,7 @@ class JanusRooms:
                 room = Room(new_room_id(), secrets.token_urlsafe(18), secrets.token_urlsafe(12))
                 await self._create_room(room)
                 self.rooms[summit_id] = room
+                await self._save()
             return room
 
     async def _create_room(self, room: Room) -> None:
@@ -191,6 +296,7 @@ class JanusRooms:
                         "permanent": False,
                     }
                 )
+        await self._save()
 
     def _room(self, summit_id: str) -> Room:
         room = self.rooms.get(summit_id)
@@ -207,7 +313,7 @@ class JanusRooms:
             if r.summit_id == summit_id and r.up
         ]
 
-    def set_media_state(
+    async def set_media_state(
         self, summit_id: str, participant_id: str, audio: bool, video: bool
     ) -> None:
         for resource in self._publishers.values():
@@ -216,6 +322,7 @@ class JanusRooms:
                 participant_id,
             ):
                 resource.audio, resource.video = audio, video
+                await self._save()
                 self._announce(
                     summit_id,
                     {
@@ -278,6 +385,7 @@ class JanusRooms:
         )
         resource.watcher = asyncio.create_task(self._watch_publisher(resource))
         self._publishers[resource.id] = resource
+        await self._save()
         return Published(resource.id, str(jsep["sdp"]))
 
     async def trickle(
@@ -302,6 +410,7 @@ class JanusRooms:
             kind = event.get("janus")
             if kind == "webrtcup":
                 resource.up = True
+                await self._save()
                 self._announce(resource.summit_id, {"type": "feeds"})
             elif kind in ("hangup", "detached"):
                 resource.watcher = None
@@ -326,6 +435,7 @@ class JanusRooms:
         if resource.watcher is not None and resource.watcher is not asyncio.current_task():
             resource.watcher.cancel()
         await resource.handle.detach()
+        await self._save()
         if announce and resource.up:
             self._announce(resource.summit_id, {"type": "feeds"})
 
@@ -393,6 +503,7 @@ class JanusRooms:
             if s.get("active", True) and "feed_id" in s
         ]
         offer = str(jsep["sdp"]) if jsep and jsep.get("type") == "offer" else None
+        await self._save()
         return Offered(resource_id, offer, list(wanted.values()), subscription.streams)
 
     async def answer(self, resource_id: str, answer: str) -> None:
@@ -423,6 +534,7 @@ class JanusRooms:
         subscription = self._subscriptions.pop(resource_id, None)
         if subscription is not None and subscription.handle is not None:
             await subscription.handle.detach()
+        await self._save()
 
     # --- leaving
 

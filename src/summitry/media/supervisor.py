@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import itertools
+import json
 import logging
 import os
 import re
@@ -144,24 +147,59 @@ def write_config(settings: JanusSettings, http_port: int, admin_port: int) -> Ja
 
 
 Restarted = Callable[[JanusEndpoint, int], Awaitable[None]]
+WATCH_SECONDS = 0.2
+UNANSWERED_LIMIT = 3
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError):  # a zombie has exited even though its pid exists
+        if Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z"):
+            return False
+    return True
+
+
+async def answers(endpoint: JanusEndpoint) -> bool:
+    janus = Janus(endpoint.url, endpoint.api_secret)
+    try:
+        async with asyncio.timeout(2):
+            return (await janus.info()).get("janus") == "server_info"
+    except (TimeoutError, JanusUnavailable, ValueError):
+        return False
+    finally:
+        await janus.close()
 
 
 class JanusSupervisor:
-    """One local Janus. `generation` counts its starts; `on_restart` runs after each
-    restart (the media plane recreates its rooms there)."""
+    """One local Janus. `generation` counts the Janus processes it has run; `on_restart`
+    runs after each restart (the media plane recreates its rooms there).
+
+    Janus runs in a session of its own and its endpoint is kept in the work folder, so
+    when summitry itself crashes the calls go on, and the next summitry adopts the same
+    Janus (`adopted`) instead of starting another. A clean stop stops Janus too."""
 
     def __init__(self, settings: JanusSettings) -> None:
         self.settings = settings
         self.endpoint: JanusEndpoint | None = None
         self.generation = 0
+        self.adopted = False
         self.on_restart: list[Restarted] = []
         self._process: asyncio.subprocess.Process | None = None
+        self._pid: int | None = None
         self._watcher: asyncio.Task[None] | None = None
-        self._stopping = False
+
+    @property
+    def state_path(self) -> Path:
+        return self.settings.work_dir / "janus.state.json"
 
     @property
     def pid(self) -> int | None:
-        return self._process.pid if self._process else None
+        return self._pid
 
     async def start(self) -> JanusEndpoint:
         version = await asyncio.to_thread(janus_version, self.settings.binary)
@@ -170,8 +208,23 @@ class JanusSupervisor:
                 f"{self.settings.binary} is Janus {version}; summitry needs "
                 f"{MIN_VERSION} or newer (run scripts/build-janus.sh)"
             )
-        endpoint = await self._launch()
+        endpoint = await self._adopt() or await self._launch()
         self._watcher = asyncio.create_task(self._watch(), name="janus-supervisor")
+        return endpoint
+
+    async def _adopt(self) -> JanusEndpoint | None:
+        """The Janus a previous summitry left running, if it still answers."""
+        try:
+            state = json.loads(self.state_path.read_text())
+            pid = int(state["pid"])
+            endpoint = JanusEndpoint(**state["endpoint"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if not alive(pid) or not await answers(endpoint):
+            return None
+        self._pid, self.endpoint, self.adopted = pid, endpoint, True
+        self.generation += 1
+        log.info("adopted the running Janus (pid %s) at %s", pid, endpoint.url)
         return endpoint
 
     async def _launch(self) -> JanusEndpoint:
@@ -188,61 +241,77 @@ class JanusSupervisor:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=log_file,
+                start_new_session=True,
             )
-        janus = Janus(endpoint.url, endpoint.api_secret)
+        self._pid, self.adopted = self._process.pid, False
         try:
             async with asyncio.timeout(READY_TIMEOUT):
-                while True:
+                while not await answers(endpoint):
                     if self._process.returncode is not None:
                         raise JanusUnavailable(f"Janus exited at start; see {log_path}")
-                    with contextlib.suppress(JanusUnavailable, ValueError):
-                        if (await janus.info()).get("janus") == "server_info":
-                            break
                     await asyncio.sleep(0.05)
         except TimeoutError as error:
             self._process.kill()
             raise JanusUnavailable(
                 f"Janus did not answer within {READY_TIMEOUT:.0f} s; see {log_path}"
             ) from error
-        finally:
-            await janus.close()
         self.generation += 1
         self.endpoint = endpoint
-        log.info("Janus %s ready at %s (pid %s)", self.generation, endpoint.url, self._process.pid)
+        state = {"pid": self._pid, "endpoint": dataclasses.asdict(endpoint)}
+        self.state_path.write_text(json.dumps(state))
+        self.state_path.chmod(0o600)
+        log.info("Janus %s ready at %s (pid %s)", self.generation, endpoint.url, self._pid)
         return endpoint
 
     async def _watch(self) -> None:
-        attempt = 0
+        """Restarts Janus when it exits or stops answering."""
+        unanswered = 0
         while True:
-            assert self._process is not None
-            code = await self._process.wait()
-            if self._stopping:
-                return
-            log.warning("Janus exited with %s; restarting", code)
+            await asyncio.sleep(WATCH_SECONDS)
+            assert self._pid is not None and self.endpoint is not None
+            if alive(self._pid):
+                unanswered = 0 if await answers(self.endpoint) else unanswered + 1
+                if unanswered < UNANSWERED_LIMIT:
+                    continue
+                log.warning("Janus (pid %s) stopped answering; restarting it", self._pid)
+                await self._terminate()
+            else:
+                log.warning("Janus (pid %s) exited; restarting it", self._pid)
+            unanswered = 0
+            await self._relaunch()
+
+    async def _relaunch(self) -> None:
+        for attempt in itertools.count():
             await asyncio.sleep(RESTART_BACKOFF[min(attempt, len(RESTART_BACKOFF) - 1)])
             try:
                 endpoint = await self._launch()
+                break
             except JanusUnavailable:
-                attempt += 1
                 log.exception("Janus restart failed")
-                continue
-            attempt = 0
-            for callback in self.on_restart:
-                try:
-                    await callback(endpoint, self.generation)
-                except Exception:  # one failing listener must not stop the supervisor
-                    log.exception("after-restart step failed")
+        for callback in self.on_restart:
+            try:
+                await callback(endpoint, self.generation)
+            except Exception:  # one failing listener must not stop the supervisor
+                log.exception("after-restart step failed")
+
+    async def _terminate(self) -> None:
+        if self._pid is None or not alive(self._pid):
+            return
+        os.kill(self._pid, signal.SIGTERM)
+        for _ in range(50):
+            if not alive(self._pid):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._pid, signal.SIGKILL)
+        if self._process is not None and self._process.pid == self._pid:
+            await self._process.wait()
 
     async def stop(self) -> None:
-        self._stopping = True
-        if self._process is not None and self._process.returncode is None:
-            self._process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self._process.wait(), 5)
-            except TimeoutError:
-                self._process.kill()
-                await self._process.wait()
         if self._watcher is not None:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
+        await self._terminate()
+        self.state_path.unlink(missing_ok=True)

@@ -67,18 +67,24 @@ async def media_plane(config: Config, hub: EventHub) -> AsyncIterator[JanusRooms
     if config.media == "off":
         yield None
         return
-    rooms = JanusRooms(hub.announce)
+    media_dir = config.data_dir / "janus"
+    media_dir.mkdir(mode=0o700, exist_ok=True)
+    rooms = JanusRooms(hub.announce, media_dir / "media.state.json")
     supervisor: JanusSupervisor | None = None
     try:
         if config.media == "external":
             assert config.janus_url is not None
-            await rooms.connect(config.janus_url, config.janus_api_secret, config.janus_admin_key)
+            await rooms.connect(
+                config.janus_url, config.janus_api_secret, config.janus_admin_key, resume=True
+            )
         else:
             supervisor = JanusSupervisor(
-                JanusSettings(find_janus(), config.data_dir / "janus", config.media_address)
+                JanusSettings(find_janus(), media_dir, config.media_address)
             )
             endpoint = await supervisor.start()
-            await rooms.connect(endpoint.url, endpoint.api_secret, endpoint.admin_key)
+            await rooms.connect(
+                endpoint.url, endpoint.api_secret, endpoint.admin_key, resume=supervisor.adopted
+            )
 
             async def reconnect(endpoint: JanusEndpoint, generation: int) -> None:
                 log.warning("Janus restarted (start %d): recreating rooms", generation)

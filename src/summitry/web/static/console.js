@@ -1,0 +1,380 @@
+// The coordinator's console: the phase controls, the lobby's waiting list, the own side's
+// roster and invitations, and what the other side is doing.
+
+import { ApiError } from "./api.js";
+import { h, icon, PHASES, PRESENCE, ROLES } from "./ui.js";
+
+const ACTIONS = [
+  { action: "open_lobby", label: "Open lobby", hint: "Let people in to wait for admission" },
+  { action: "consent", label: "Consent to go live", hint: "Broadcast starts when both sides consent", kind: "live" },
+  { action: "skip_public", label: "Skip public part", hint: "Go straight to private talks" },
+  { action: "cut", label: "Cut to private", hint: "Stops the broadcast at once; cannot be undone", kind: "cut" },
+  { action: "end", label: "End summit", hint: "Closes the call for everyone", confirm: true },
+  { action: "cancel", label: "Cancel summit", hint: "Calls the summit off", confirm: true },
+];
+
+const INVITE_ROLES = ["principal", "delegate", "interpreter", "observer", "coordinator"];
+
+export class CoordinatorConsole {
+  /** `app`: {api, state, setSummit(view), resync()} from the room page. */
+  constructor(root, app) {
+    this.root = root;
+    this.app = app;
+    this.armed = null; // the action waiting for its confirming second click
+    this.build();
+  }
+
+  get state() {
+    return this.app.state;
+  }
+
+  build() {
+    this.phaseBox = h("div.phase-box");
+    this.consentBox = h("div.consents");
+    this.actionsBox = h("div.actions");
+    this.actionMessage = h("p.console-message", { role: "alert", id: "action-message" });
+    this.waitingList = h("ul.people.waiting-list", { id: "waiting-list" });
+    this.waitingCount = h("span.count", { text: "0" });
+    this.ownTitle = h("h2");
+    this.ownList = h("ul.people", { id: "own-roster" });
+    this.otherTitle = h("h2");
+    this.otherConsent = h("p.other-consent");
+    this.otherList = h("ul.people", { id: "other-roster" });
+    this.rosterMessage = h("p.console-message", { role: "alert" });
+
+    this.inviteName = h("input", {
+      id: "invite-name",
+      name: "name",
+      required: true,
+      maxLength: 120,
+      autocomplete: "off",
+      placeholder: "Full name",
+    });
+    this.inviteRole = h(
+      "select",
+      { id: "invite-role", name: "role" },
+      INVITE_ROLES.map((role) => h("option", { value: role, text: ROLES[role] })),
+    );
+    this.inviteResult = h("div.invite-result", { id: "invite-result", hidden: true });
+    this.inviteMessage = h("p.console-message", { role: "alert" });
+    const inviteForm = h(
+      "form.invite-form",
+      { id: "invite-form", onsubmit: (event) => this.invite(event) },
+      h("label", {}, "Name", this.inviteName),
+      h("label", {}, "Role", this.inviteRole),
+      h("button.primary", { type: "submit", id: "invite-submit", text: "Invite" }),
+    );
+
+    this.root.replaceChildren(
+      h("div.console-head", {}, h("h1", { text: "Coordinator console" })),
+      h(
+        "section.panel",
+        { id: "console-phase" },
+        h("h2", { text: "Phase" }),
+        this.phaseBox,
+        this.consentBox,
+        this.actionsBox,
+        this.actionMessage,
+      ),
+      h(
+        "section.panel.panel-waiting",
+        { id: "console-waiting" },
+        h("h2", {}, "Waiting for admission ", this.waitingCount),
+        this.waitingList,
+      ),
+      h("section.panel", { id: "console-own" }, this.ownTitle, this.ownList, this.rosterMessage),
+      h(
+        "section.panel",
+        { id: "console-invite" },
+        h("h2", { text: "Invite to your side" }),
+        inviteForm,
+        this.inviteMessage,
+        this.inviteResult,
+      ),
+      h(
+        "section.panel",
+        { id: "console-other" },
+        this.otherTitle,
+        this.otherConsent,
+        this.otherList,
+      ),
+    );
+  }
+
+  render() {
+    const { summit, me, people } = this.state;
+    if (!summit || !me) return;
+    const own = summit.sides.find((s) => s.id === me.side_id);
+    const other = summit.sides.find((s) => s.id !== me.side_id);
+    const phase = PHASES[summit.phase] || { label: summit.phase, detail: "" };
+
+    this.phaseBox.replaceChildren(
+      h("span.phase-pill", { data: { phase: summit.phase }, text: phase.label }),
+      h("span.version", { text: `version ${summit.version}` }),
+    );
+
+    const needsBoth = summit.go_live_consent !== "either";
+    this.consentBox.replaceChildren(
+      h("p.consent-rule", {
+        text: needsBoth
+          ? "Going live needs the consent of both coordinators."
+          : "Going live needs the consent of either coordinator.",
+      }),
+      ...summit.sides.map((side) =>
+        h(
+          "div.consent-row",
+          { data: { side: side.id, consented: String(side.consented) } },
+          h("span.consent-side", { text: side.name + (side.id === me.side_id ? " (you)" : "") }),
+          h(
+            "span.consent-state",
+            {},
+            side.consented ? icon("check") : null,
+            side.consented ? "Consented" : "Not yet",
+          ),
+        ),
+      ),
+    );
+
+    const allowed = new Set(summit.allowed_actions || []);
+    this.actionsBox.replaceChildren(
+      ...ACTIONS.map((spec) => {
+        const alreadyConsented =
+          spec.action === "consent" && own?.consented && summit.phase === "lobby";
+        const enabled = allowed.has(spec.action) && !alreadyConsented;
+        const armed = this.armed === spec.action;
+        const button = h(
+          `button.action${spec.kind ? `.action-${spec.kind}` : ""}${armed ? ".armed" : ""}`,
+          {
+            type: "button",
+            data: { action: spec.action },
+            disabled: !enabled,
+            title: spec.hint,
+            onclick: () => this.act(spec),
+          },
+          armed ? `Confirm: ${spec.label.toLowerCase()}` : alreadyConsented ? "You consented" : spec.label,
+        );
+        return button;
+      }),
+    );
+
+    const mine = [...people.values()].filter((p) => p.side_id === me.side_id);
+    const waiting = mine.filter((p) => p.presence === "waiting");
+    this.waitingCount.textContent = String(waiting.length);
+    this.waitingCount.classList.toggle("hot", waiting.length > 0);
+    this.waitingList.replaceChildren(
+      ...(waiting.length
+        ? waiting.map((p) =>
+            this.person(p, [
+              h("button.small.primary.admit", {
+                type: "button",
+                text: "Admit",
+                onclick: () => this.presence(p, "admit"),
+              }),
+              h("button.small.deny", {
+                type: "button",
+                text: "Deny",
+                onclick: () => this.presence(p, "deny"),
+              }),
+            ]),
+          )
+        : [h("li.empty", { text: "Nobody is waiting." })]),
+    );
+
+    this.ownTitle.textContent = `Your side — ${own?.name || ""}`;
+    const order = { admitted: 0, waiting: 1, invited: 2, denied: 3, left: 4, removed: 5 };
+    const sorted = (list) =>
+      [...list].sort((a, b) => (order[a.presence] ?? 9) - (order[b.presence] ?? 9) || a.name.localeCompare(b.name));
+    this.ownList.replaceChildren(
+      ...sorted(mine).map((p) => {
+        const actions = [];
+        if (p.id !== me.participant.id && p.presence !== "removed") {
+          if (p.presence === "denied") {
+            actions.push(
+              h("button.small", { type: "button", text: "Admit", onclick: () => this.presence(p, "admit") }),
+            );
+          }
+          actions.push(
+            h("button.small", { type: "button", text: "Link", title: "Show the invitation link", onclick: () => this.showLink(p) }),
+            h(
+              `button.small.remove${this.armed === `remove:${p.id}` ? ".armed" : ""}`,
+              { type: "button", onclick: () => this.remove(p) },
+              this.armed === `remove:${p.id}` ? "Confirm" : "Remove",
+            ),
+          );
+        }
+        return this.person(p, actions);
+      }),
+    );
+
+    this.otherTitle.textContent = `Other side — ${other?.name || ""}`;
+    this.otherConsent.replaceChildren(
+      other?.consented ? icon("check") : icon("clock"),
+      other?.consented ? "Has consented to go live" : "Has not consented to go live",
+    );
+    this.otherConsent.dataset.consented = String(Boolean(other?.consented));
+    const theirs = [...people.values()].filter((p) => p.side_id !== me.side_id && p.presence !== "removed");
+    this.otherList.replaceChildren(
+      ...(theirs.length ? sorted(theirs).map((p) => this.person(p, [])) : [h("li.empty", { text: "Nobody yet." })]),
+    );
+  }
+
+  person(p, actions) {
+    return h(
+      "li.person",
+      { data: { participant: p.id, name: p.name, presence: p.presence } },
+      h(
+        "div.person-main",
+        {},
+        h("span.person-name", { text: p.name + (p.id === this.state.me.participant.id ? " (you)" : "") }),
+        h("span.person-role", { text: ROLES[p.role] || p.role }),
+      ),
+      h("span.presence", { data: { presence: p.presence }, text: PRESENCE[p.presence] || p.presence }),
+      actions.length ? h("div.person-actions", {}, actions) : null,
+    );
+  }
+
+  async act(spec) {
+    if (spec.confirm && this.armed !== spec.action) {
+      this.arm(spec.action);
+      return;
+    }
+    this.armed = null;
+    this.say(this.actionMessage, "");
+    try {
+      const view = await this.app.api.act(spec.action, this.state.summit.version);
+      this.app.setSummit(view);
+    } catch (error) {
+      this.say(this.actionMessage, messageOf(error), "error");
+      if (error instanceof ApiError && error.code === "stale_version") this.app.resync();
+    }
+    this.render();
+  }
+
+  arm(key) {
+    this.armed = key;
+    clearTimeout(this.armTimer);
+    this.armTimer = setTimeout(() => {
+      this.armed = null;
+      this.render();
+    }, 4000);
+    this.render();
+  }
+
+  async presence(p, verb) {
+    this.say(this.rosterMessage, "");
+    try {
+      const view = await this.app.api.post(`/participants/${p.id}/${verb}`);
+      this.app.updatePerson(view);
+    } catch (error) {
+      this.say(this.rosterMessage, messageOf(error), "error");
+    }
+  }
+
+  async remove(p) {
+    const key = `remove:${p.id}`;
+    if (this.armed !== key) {
+      this.arm(key);
+      return;
+    }
+    this.armed = null;
+    try {
+      const view = await this.app.api.del(`/participants/${p.id}`);
+      this.app.updatePerson(view);
+      this.say(this.rosterMessage, `${p.name} was removed; their link no longer works.`);
+    } catch (error) {
+      this.say(this.rosterMessage, messageOf(error), "error");
+    }
+    this.render();
+  }
+
+  async invite(event) {
+    event.preventDefault();
+    const name = this.inviteName.value.trim();
+    if (!name) return;
+    this.say(this.inviteMessage, "");
+    const submit = event.target.querySelector("button[type=submit]");
+    submit.disabled = true;
+    try {
+      const invite = await this.app.api.post("/participants", { name, role: this.inviteRole.value });
+      this.app.updatePerson(invite.participant);
+      this.inviteName.value = "";
+      this.showResult(invite.participant, invite.link);
+    } catch (error) {
+      this.say(this.inviteMessage, messageOf(error), "error");
+    } finally {
+      submit.disabled = false;
+    }
+  }
+
+  async showLink(p) {
+    try {
+      const invitation = await this.app.api.get(`/participants/${p.id}/invitation`);
+      this.showResult(p, invitation.link);
+    } catch (error) {
+      this.say(this.rosterMessage, messageOf(error), "error");
+    }
+  }
+
+  showResult(participant, link) {
+    const field = h("input.link", { id: "invite-link", readOnly: true, value: link, "aria-label": "Invitation link" });
+    field.value = link;
+    const copy = h(
+      "button.small.copy",
+      {
+        type: "button",
+        id: "invite-copy",
+        onclick: async () => {
+          await copyText(field, link);
+          copy.replaceChildren(icon("check"), "Copied");
+        },
+      },
+      icon("copy"),
+      "Copy",
+    );
+    const calendar = h("button.small", {
+      type: "button",
+      text: "Calendar (.ics)",
+      onclick: () => this.downloadIcs(participant),
+    });
+    this.inviteResult.replaceChildren(
+      h("p", {}, "Invitation for ", h("strong", { text: participant.name }), ` (${ROLES[participant.role] || participant.role})`),
+      h("div.link-row", {}, field, copy),
+      h("p.hint", { text: "Send it through a trusted channel: whoever has the link can knock as this person." }),
+      calendar,
+    );
+    this.inviteResult.dataset.participant = participant.id;
+    this.inviteResult.hidden = false;
+  }
+
+  async downloadIcs(p) {
+    try {
+      const response = await this.app.api.raw("GET", `/participants/${p.id}/invitation.ics`);
+      const url = URL.createObjectURL(await response.blob());
+      const a = h("a", { href: url, download: `summit-${this.state.summitId}.ics` });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    } catch (error) {
+      this.say(this.inviteMessage, messageOf(error), "error");
+    }
+  }
+
+  say(el, text, kind = "info") {
+    el.textContent = text;
+    el.dataset.kind = kind;
+  }
+}
+
+function messageOf(error) {
+  return error instanceof ApiError ? error.message : String(error?.message || error);
+}
+
+async function copyText(field, text) {
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch {
+    field.select();
+    document.execCommand?.("copy");
+  }
+}

@@ -1,0 +1,269 @@
+// WebRTC with the summit's media server (Janus behind summitry): WHIP to publish, and one
+// room subscription (the server offers, we answer) that carries everyone else's feeds.
+
+const PC_CONFIG = { iceServers: [], bundlePolicy: "max-bundle" };
+const GATHER_TIMEOUT_MS = 4000;
+
+export const QUALITIES = {
+  hd: { label: "HD 720p", width: 1280, height: 720, frameRate: 30 },
+  sd: { label: "SD 360p", width: 640, height: 360, frameRate: 30 },
+  low: { label: "Low 180p", width: 320, height: 180, frameRate: 15 },
+};
+
+/** Resolves once ICE gathering is complete, so the SDP carries every candidate. */
+export function gathered(pc) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      if (pc.iceGatheringState !== "complete") return;
+      pc.removeEventListener("icegatheringstatechange", done);
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      pc.removeEventListener("icegatheringstatechange", done);
+      resolve(); // send what we have; host candidates come first
+    }, GATHER_TIMEOUT_MS);
+    pc.addEventListener("icegatheringstatechange", done);
+  });
+}
+
+/**
+ * Reports every connection state to `onState`, and calls `onTrouble` when the connection
+ * failed, or stayed disconnected for 3 s.
+ */
+function watchConnection(pc, onTrouble, onState) {
+  let timer = null;
+  pc.addEventListener("connectionstatechange", () => {
+    const state = pc.connectionState;
+    onState?.(state);
+    clearTimeout(timer);
+    if (state === "failed") onTrouble(state);
+    else if (state === "disconnected") timer = setTimeout(() => onTrouble(state), 3000);
+  });
+}
+
+export async function openCamera({ cameraId, micId, quality, audio = true, video = true }) {
+  const q = QUALITIES[quality] || QUALITIES.hd;
+  const constraints = {
+    audio: audio && {
+      deviceId: micId ? { exact: micId } : undefined,
+      echoCancellation: true,
+      noiseSuppression: true,
+      autoGainControl: true,
+    },
+    video: video && {
+      deviceId: cameraId ? { exact: cameraId } : undefined,
+      width: { ideal: q.width },
+      height: { ideal: q.height },
+      frameRate: { ideal: q.frameRate },
+    },
+  };
+  return navigator.mediaDevices.getUserMedia(constraints);
+}
+
+export async function listDevices() {
+  const devices = await navigator.mediaDevices.enumerateDevices();
+  return {
+    cameras: devices.filter((d) => d.kind === "videoinput"),
+    mics: devices.filter((d) => d.kind === "audioinput"),
+  };
+}
+
+/** Our camera and microphone into the room (WHIP, RFC 9725). */
+export class Publisher {
+  constructor(api, { onTrouble, onState }) {
+    this.api = api;
+    this.onTrouble = onTrouble;
+    this.onState = onState;
+    this.pc = null;
+    this.transceivers = {};
+    this.location = null;
+    this.closed = false;
+  }
+
+  async start(stream) {
+    const pc = new RTCPeerConnection(PC_CONFIG);
+    this.pc = pc;
+    this.transceivers = {};
+    for (const kind of ["audio", "video"]) {
+      const track = stream.getTracks().find((t) => t.kind === kind);
+      this.transceivers[kind] = pc.addTransceiver(track || kind, {
+        direction: "sendonly",
+        streams: [stream],
+      });
+    }
+    watchConnection(
+      pc,
+      (state) => !this.closed && this.onTrouble(state),
+      (state) => !this.closed && this.onState?.(state),
+    );
+    await pc.setLocalDescription(await pc.createOffer());
+    await gathered(pc);
+    const response = await this.api.raw("POST", "/whip", {
+      body: pc.localDescription.sdp,
+      contentType: "application/sdp",
+    });
+    this.location = response.headers.get("Location");
+    const answer = await response.text();
+    if (this.closed) return;
+    await pc.setRemoteDescription({ type: "answer", sdp: answer });
+  }
+
+  async replaceTrack(track) {
+    const transceiver = this.transceivers[track.kind];
+    if (transceiver && !this.closed) await transceiver.sender.replaceTrack(track);
+  }
+
+  async stop({ tellServer = true } = {}) {
+    this.closed = true;
+    const location = this.location;
+    this.location = null;
+    this.pc?.close();
+    if (tellServer && location) {
+      try {
+        await this.api.raw("DELETE", location);
+      } catch {
+        /* gone already (server restarted, or we were dropped) */
+      }
+    }
+  }
+}
+
+/**
+ * Everyone else's feeds, in one PeerConnection. `onChange(feeds, media)` is called after
+ * each negotiation with the feeds and, per feed id, the receivers carrying it.
+ */
+export class RoomSubscription {
+  constructor(api, { onChange, onTrouble, onState }) {
+    this.api = api;
+    this.onChange = onChange;
+    this.onTrouble = onTrouble;
+    this.pc = new RTCPeerConnection(PC_CONFIG);
+    this.id = null;
+    this.feeds = [];
+    this.streams = [];
+    this.closed = false;
+    this.started = null;
+    this.running = null;
+    this.again = false;
+    watchConnection(
+      this.pc,
+      (state) => !this.closed && onTrouble(state),
+      (state) => !this.closed && onState?.(state),
+    );
+    this.pc.addEventListener("track", () => this.report());
+  }
+
+  start() {
+    this.started = this.api.post("/subscriptions").then((body) => this.take(body));
+    return this.started;
+  }
+
+  /**
+   * Brings the subscription up to date. Negotiations never overlap: a sync waits for the
+   * start, and calls made while one runs coalesce into one more run.
+   */
+  sync() {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = (async () => {
+      try {
+        await this.started;
+        do {
+          this.again = false;
+          if (this.closed || !this.id) return;
+          await this.take(await this.api.post(`/subscriptions/${this.id}/sync`));
+        } while (this.again);
+      } finally {
+        this.running = null;
+      }
+    })();
+    return this.running;
+  }
+
+  async take(body) {
+    if (this.closed) return;
+    this.id = body.id;
+    this.feeds = body.feeds;
+    this.streams = body.streams;
+    if (body.offer) {
+      await this.pc.setRemoteDescription({ type: "offer", sdp: body.offer });
+      await this.pc.setLocalDescription(await this.pc.createAnswer());
+      await gathered(this.pc);
+      if (this.closed) return;
+      await this.api.post(`/subscriptions/${this.id}/answer`, { sdp: this.pc.localDescription.sdp });
+    }
+    this.report();
+  }
+
+  /** feed id → {audio, video}: the receivers whose media section carries that feed. */
+  media() {
+    const byMid = new Map(this.streams.map((s) => [String(s.mid), s]));
+    const result = new Map();
+    for (const transceiver of this.pc.getTransceivers()) {
+      const stream = byMid.get(String(transceiver.mid));
+      if (!stream || transceiver.currentDirection === "inactive" || transceiver.stopped) continue;
+      const entry = result.get(stream.feed_id) || {};
+      entry[stream.kind] = transceiver.receiver;
+      result.set(stream.feed_id, entry);
+    }
+    return result;
+  }
+
+  report() {
+    if (!this.closed) this.onChange(this.feeds, this.media());
+  }
+
+  async stop({ tellServer = true } = {}) {
+    this.closed = true;
+    this.pc.close();
+    if (tellServer && this.id) {
+      try {
+        await this.api.del(`/subscriptions/${this.id}`);
+      } catch {
+        /* gone already */
+      }
+    }
+  }
+}
+
+/** Measures the loudness (RMS, 0..1) of an audio track with a WebAudio AnalyserNode. */
+export class LevelMeter {
+  static context = null;
+
+  constructor(track) {
+    LevelMeter.context ||= new AudioContext();
+    const context = LevelMeter.context;
+    if (context.state === "suspended") context.resume().catch(() => {});
+    this.source = context.createMediaStreamSource(new MediaStream([track]));
+    this.analyser = context.createAnalyser();
+    this.analyser.fftSize = 1024;
+    this.source.connect(this.analyser);
+    this.buffer = new Float32Array(this.analyser.fftSize);
+    this.peak = 0; // the loudest RMS since the last read of `take()`
+    this.level = 0;
+    this.timer = setInterval(() => this.sample(), 100);
+  }
+
+  sample() {
+    this.analyser.getFloatTimeDomainData(this.buffer);
+    let sum = 0;
+    for (const value of this.buffer) sum += value * value;
+    this.level = Math.sqrt(sum / this.buffer.length);
+    this.peak = Math.max(this.peak, this.level);
+  }
+
+  take() {
+    const peak = this.peak;
+    this.peak = this.level;
+    return peak;
+  }
+
+  stop() {
+    clearInterval(this.timer);
+    this.source.disconnect();
+  }
+}
