@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Runs the product with a demo summit: bash scripts/demo.sh [summitry demo args]
+# Runs the product: summitry with its own Janus and a demo summit whose lobby is open.
+# bash scripts/demo.sh [summitry demo args: --host --port --data-dir]
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 setup_base
+SUMMITRY_JANUS_BIN="$(bash "$REPO_ROOT/scripts/build-janus.sh" | tail -n 1)"
+export SUMMITRY_JANUS_BIN
 cd "$REPO_ROOT"
 exec "$VENV/bin/summitry" demo "$@"

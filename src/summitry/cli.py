@@ -95,10 +95,14 @@ async def create_demo(config: Config) -> None:
                 ),
             )
         )
+        # Open the lobby now, so the demo can be tried at once rather than tomorrow.
+        opener = await service.authenticate(invites[0].token)
+        summit = await service.act(opener, summit.id, "open_lobby", summit.version)
         people = {side.id: side for side in summit.sides}
         print(f"\n{summit.title}")
         for side in summit.sides:
             print(f"  {side.name}: {side.local_start:%Y-%m-%d %H:%M %Z} ({side.time_zone})")
+        print(f"  phase: {summit.phase} (the lobby is open)")
         print(f"  public page: {config.public_url}/s/{summit.slug}")
         print(f"  operator token: {config.operator_token}")
         for invite in invites:
