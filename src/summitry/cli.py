@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 from datetime import UTC, datetime, timedelta
@@ -43,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     verify.add_argument("--data-dir", type=Path, default=None)
     args = parser.parse_args(argv)
 
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         if args.command == "audit":
             return asyncio.run(verify_audit(config_for(args), args.summit))

@@ -270,7 +270,11 @@ async def test_public_view_shows_nothing_private(http: httpx.AsyncClient, summit
         "sides",
         "viewer_local_start",
         "readouts",
+        "whep",
+        "streams",
+        "recordings",
     }
+    assert (body["whep"], body["streams"], body["recordings"]) == (None, [], [])
     text = response.text
     for secret in (summit.id, summit.ru_token, summit.ru_side, "Yuri Ushakov"):
         assert secret not in text

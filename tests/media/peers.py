@@ -118,6 +118,25 @@ class Publisher:
             await self.pc.close()
 
 
+def frames_of(pc: RTCPeerConnection) -> Counter[str]:
+    """Counts the frames `pc` decodes, per kind, from the tracks it will receive."""
+    frames: Counter[str] = Counter()
+
+    async def read(track: MediaStreamTrack) -> None:
+        with contextlib.suppress(Exception):
+            while True:
+                await track.recv()
+                frames[track.kind] += 1
+
+    readers: list[asyncio.Task[None]] = []
+
+    @pc.on("track")
+    def on_track(track: MediaStreamTrack) -> None:
+        readers.append(asyncio.create_task(read(track)))
+
+    return frames
+
+
 class Subscriber:
     """The participant's view of the room: counts decoded frames per publisher track."""
 

@@ -61,7 +61,7 @@ def test_go_live_waits_for_both_coordinators() -> None:
     assert second.state == state(
         Phase.PUBLIC, version=3, consents=frozenset({RU, US}), public_since=NOW
     )
-    assert second.effects == (StartBroadcast(),)
+    assert second.effects == (StartBroadcast((RU, US)),)
 
 
 def test_either_consent_goes_live_at_once() -> None:
@@ -69,7 +69,7 @@ def test_either_consent_goes_live_at_once() -> None:
     result = apply(lobby, ConsentToGoLive(US), NOW)
     assert result.state.phase is Phase.PUBLIC
     assert result.state.public_since == NOW
-    assert result.effects == (StartBroadcast(),)
+    assert result.effects == (StartBroadcast((RU, US)),)
 
 
 def test_consenting_twice_is_refused() -> None:

@@ -53,6 +53,15 @@ class Offered:
     streams: list[Stream]
 
 
+@dataclass(frozen=True)
+class RecordingFile:
+    position: int
+    kind: str  # "video" or "audio"
+    path: str
+    sha256: str
+    bytes: int
+
+
 class MediaPlane(Protocol):
     @property
     def generation(self) -> int:
@@ -91,3 +100,13 @@ class MediaPlane(Protocol):
     async def set_media_state(
         self, summit_id: str, participant_id: str, audio: bool, video: bool
     ) -> None: ...
+
+    async def watch_broadcast(self, summit_id: str, offer: str) -> tuple[str, str]:
+        """WHEP: a public viewer's offer for the live broadcast: (resource id, answer)."""
+        ...
+
+    async def stop_watching(self, summit_id: str, resource_id: str) -> None: ...
+
+    def recordings(self, summit_id: str) -> list[RecordingFile]: ...
+
+    def broadcast_folder(self, summit_id: str, position: int) -> str | None: ...

@@ -22,7 +22,9 @@ from summitry.control.media import Feed, MediaPlane, Offered, Published, Publish
 from summitry.control.views import (
     Invite,
     ParticipantView,
+    PublicRecording,
     PublicSideView,
+    PublicStream,
     PublicView,
     ReadoutView,
     SideView,
@@ -193,7 +195,60 @@ class Summits:
             ],
             viewer_local_start=wall_time(row.starts_at, viewer_zone) if viewer_zone else None,
             readouts=[r for r in readouts if r.embargo_until is None or r.embargo_until <= now],
+            **self._public_media(row, sides),
         )
+
+    def _public_media(self, row: SummitRow, sides: list[SideRow]) -> dict[str, Any]:
+        """Where the public watches: WHEP and HLS while live, the recordings afterwards."""
+        if self._media is None:
+            return {}
+        names = {side.position: side.name for side in sides}
+        base = f"/s/{row.slug}"
+        media: dict[str, Any] = {
+            "recordings": [
+                PublicRecording(
+                    names[r.position],
+                    r.kind,
+                    f"{base}/recording/{r.position}.{'mp4' if r.kind == 'video' else 'ogg'}",
+                    r.sha256,
+                    r.bytes,
+                )
+                for r in self._media.recordings(row.id)
+            ]
+        }
+        if row.phase == phases.Phase.PUBLIC.value:
+            media["whep"] = f"/api/v1/public/{row.slug}/whep"
+            media["streams"] = [
+                PublicStream(names[side.position], f"{base}/live/{side.position}/index.m3u8")
+                for side in sides
+            ]
+        return media
+
+    async def watch(self, slug: str, offer: str) -> tuple[str, str]:
+        """A public viewer's WHEP offer: the live broadcast, nothing else."""
+        check_description(offer)
+        summit_id = await self.summit_id_for(slug)
+        async with self._sessions() as session:
+            row = await self._summit(session, summit_id)
+        if row.phase != phases.Phase.PUBLIC.value:
+            raise IllegalTransition("the summit is not being broadcast now")
+        return await self.media.watch_broadcast(summit_id, offer)
+
+    async def stop_watching(self, slug: str, resource_id: str) -> None:
+        await self.media.stop_watching(await self.summit_id_for(slug), resource_id)
+
+    async def public_file(self, slug: str, position: int, name: str) -> str:
+        """The path of a public output file of this summit, if the public may have it now:
+        the live playlist and segments while live, the recordings once sealed."""
+        summit_id = await self.summit_id_for(slug)
+        folder = self.media.broadcast_folder(summit_id, position)
+        if folder is None or position not in (0, 1):
+            raise NotFound("no such file")
+        if name in ("recording.mp4", "audio.ogg"):
+            if not any(r.position == position for r in self.media.recordings(summit_id)):
+                raise NotFound("the recording is not finished")
+            return f"{folder}/{name}"
+        return f"{folder}/live/{name}"
 
     async def summit_id_for(self, slug: str) -> str:
         async with self._sessions() as session:
@@ -471,17 +526,22 @@ class Summits:
         for effect in transition.effects:
             if self._media is not None:
                 await self._media.carry_out(summit_id, effect)
+        view = self._view(row, sides, None)
         self.hub.announce(
             summit_id,
             {
                 "type": "phase",
-                "phase": row.phase,
-                "version": row.version,
+                "phase": view.phase,
+                "version": view.version,
                 "consents": sorted(row.consents),
+                "allowed_actions": view.allowed_actions,
+                "public_since": view.public_since,
+                "public_ends_at": view.public_ends_at,
+                "private_since": view.private_since,
                 "at": now.isoformat(),
             },
         )
-        return self._view(row, sides, None)
+        return view
 
     # --- media: publishing (WHIP) and the room subscription
 
@@ -510,6 +570,16 @@ class Summits:
                                 ]
                             )
                         )
+                    )
+                ).all()
+            )
+
+    async def public_summits(self) -> list[str]:
+        async with self._sessions() as session:
+            return list(
+                (
+                    await session.scalars(
+                        select(SummitRow.id).where(SummitRow.phase == phases.Phase.PUBLIC.value)
                     )
                 ).all()
             )

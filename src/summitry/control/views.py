@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 
@@ -72,6 +72,23 @@ class PublicSideView:
 
 
 @dataclass(frozen=True)
+class PublicStream:
+    """One side's live picture and sound for players that cannot use WHEP."""
+
+    side: str
+    hls: str
+
+
+@dataclass(frozen=True)
+class PublicRecording:
+    side: str
+    kind: str
+    url: str
+    sha256: str
+    bytes: int
+
+
+@dataclass(frozen=True)
 class PublicView:
     slug: str
     title: str
@@ -82,3 +99,6 @@ class PublicView:
     sides: list[PublicSideView]
     viewer_local_start: datetime | None
     readouts: list[ReadoutView]
+    whep: str | None = None
+    streams: list[PublicStream] = field(default_factory=list)
+    recordings: list[PublicRecording] = field(default_factory=list)

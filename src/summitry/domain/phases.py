@@ -106,7 +106,10 @@ class OpenRoom:
 
 @dataclass(frozen=True)
 class StartBroadcast:
-    """Open the forwards into the broadcast chain and start its outputs."""
+    """Open the forwards into the broadcast chain and start its outputs: one picture
+    and sound per side, in the order of `sides`."""
+
+    sides: tuple[str, str]
 
 
 @dataclass(frozen=True)
@@ -212,7 +215,7 @@ def apply(state: SummitState, event: Event, now: datetime) -> Transition:
         ready = state.go_live_consent is GoLiveConsent.EITHER or consents == set(state.sides)
         if ready:
             after = replace(after, phase=target, consents=consents, public_since=now)
-            effects = (StartBroadcast(),)
+            effects = (StartBroadcast(state.sides),)
         else:
             after = replace(after, consents=consents)
     elif isinstance(event, SkipPublic):

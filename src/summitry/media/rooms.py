@@ -17,12 +17,15 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from summitry.control.media import Feed, Offered, Published, Publisher, Stream
+from summitry.control.media import Feed, Offered, Published, Publisher, RecordingFile, Stream
 from summitry.domain import phases
 from summitry.domain.errors import BadDescription, IllegalTransition, MediaUnavailable, NotFound
 from summitry.domain.sdp import has_candidates
+
+if TYPE_CHECKING:
+    from summitry.media.broadcast import BroadcastChain
 from summitry.media.janus import Handle, Janus, JanusError, JanusUnavailable, Session
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,7 @@ class PublisherResource:
     up: bool = False
     audio: bool = True
     video: bool = True
+    mids: dict[str, str] = field(default_factory=dict)  # kind -> mid of the published streams
     watcher: asyncio.Task[None] | None = None
 
 
@@ -64,10 +68,19 @@ class SubscriptionResource:
 
 def write_private(path: Path, text: str) -> None:
     """Replaces `path` at once with `text`, readable by its owner only."""
-    temporary = path.with_suffix(".tmp")
+    temporary = path.with_name(f"{path.name}.{secrets.token_hex(4)}.tmp")
     temporary.write_text(text)
     temporary.chmod(0o600)
     temporary.replace(path)
+
+
+def first_mids(streams: list[dict[str, Any]]) -> dict[str, str]:
+    """The mid of the first audio and the first video stream a publisher sends."""
+    mids: dict[str, str] = {}
+    for stream in streams:
+        if stream.get("type") in ("audio", "video") and "mid" in stream:
+            mids.setdefault(str(stream["type"]), str(stream["mid"]))
+    return mids
 
 
 def new_room_id() -> int:
@@ -92,7 +105,9 @@ class JanusRooms:
         self._publishers: dict[str, PublisherResource] = {}
         self._subscriptions: dict[str, SubscriptionResource] = {}
         self._lock = asyncio.Lock()
+        self._save_lock = asyncio.Lock()
         self.generation = 0
+        self.broadcast: BroadcastChain | None = None
 
     # --- connection
 
@@ -112,6 +127,8 @@ class JanusRooms:
         self._control = await self._session.attach(VIDEOROOM)
         self._publishers.clear()
         self._subscriptions.clear()
+        if self.broadcast is not None:
+            await self.broadcast.lost_media_server()
         for room in list(self.rooms.values()):
             await self._create_room(room)
         await self._save()
@@ -141,6 +158,7 @@ class JanusRooms:
                 item["up"],
                 item["audio"],
                 item["video"],
+                item["mids"],
             )
             resource.watcher = asyncio.create_task(self._watch_publisher(resource))
             self._publishers[resource.id] = resource
@@ -188,6 +206,7 @@ class JanusRooms:
                     "up": r.up,
                     "audio": r.audio,
                     "video": r.video,
+                    "mids": r.mids,
                 }
                 for r in self._publishers.values()
             ],
@@ -203,9 +222,12 @@ class JanusRooms:
                 for s in self._subscriptions.values()
             ],
         }
-        await asyncio.to_thread(write_private, self._state_path, json.dumps(state))
+        async with self._save_lock:  # the last state written is the last state made
+            await asyncio.to_thread(write_private, self._state_path, json.dumps(state))
 
     async def close(self) -> None:
+        if self.broadcast is not None:
+            await self.broadcast.close()
         await self._disconnect()
         if self._state_path is not None:
             self._state_path.unlink(missing_ok=True)
@@ -219,6 +241,10 @@ class JanusRooms:
         if self._janus is not None:
             await self._janus.close()
         self._session = self._control = self._janus = None
+
+    @property
+    def admin_key(self) -> str:
+        return self._admin_key
 
     @property
     def connected(self) -> bool:
@@ -237,8 +263,11 @@ class JanusRooms:
             await self.open_room(summit_id)
         elif isinstance(effect, phases.CloseRoom):
             await self.close_room(summit_id)
-        # StartBroadcast/StopBroadcast belong to the broadcast chain and EnterPrivate to
-        # the browsers' encryption; neither changes the room itself.
+        elif isinstance(effect, phases.StartBroadcast) and self.broadcast is not None:
+            await self.broadcast.start(summit_id, effect.sides)
+        elif isinstance(effect, phases.StopBroadcast) and self.broadcast is not None:
+            await self.broadcast.stop(summit_id)
+        # EnterPrivate is the browsers' business: they encrypt from now on.
 
     async def restore(self, summit_ids: list[str]) -> None:
         for summit_id in summit_ids:
@@ -366,7 +395,7 @@ class JanusRooms:
                     "display": publisher.name,
                 }
             )
-            _, jsep = await handle.message(
+            published, jsep = await handle.message(
                 {"request": "publish", "audio": True, "video": True},
                 {"type": "offer", "sdp": offer},
             )
@@ -381,7 +410,12 @@ class JanusRooms:
         if has_candidates(offer):
             await handle.trickle_completed()
         resource = PublisherResource(
-            secrets.token_urlsafe(12), summit_id, publisher, feed_id, handle
+            secrets.token_urlsafe(12),
+            summit_id,
+            publisher,
+            feed_id,
+            handle,
+            mids=first_mids(published.get("streams", [])),
         )
         resource.watcher = asyncio.create_task(self._watch_publisher(resource))
         self._publishers[resource.id] = resource
@@ -411,7 +445,7 @@ class JanusRooms:
             if kind == "webrtcup":
                 resource.up = True
                 await self._save()
-                self._announce(resource.summit_id, {"type": "feeds"})
+                await self._feeds_changed(resource.summit_id)
             elif kind in ("hangup", "detached"):
                 resource.watcher = None
                 await self._drop_publisher(resource.id, announce=True)
@@ -437,7 +471,98 @@ class JanusRooms:
         await resource.handle.detach()
         await self._save()
         if announce and resource.up:
-            self._announce(resource.summit_id, {"type": "feeds"})
+            await self._feeds_changed(resource.summit_id)
+
+    async def _feeds_changed(self, summit_id: str) -> None:
+        if self.broadcast is not None and self.broadcast.is_live(summit_id):
+            await self.broadcast.refresh(summit_id)
+        self._announce(summit_id, {"type": "feeds"})
+
+    # --- the broadcast, seen from the orchestrator
+
+    def _chain(self) -> BroadcastChain:
+        if self.broadcast is None:
+            raise MediaUnavailable("this server has no broadcast chain")
+        return self.broadcast
+
+    async def watch_broadcast(self, summit_id: str, offer: str) -> tuple[str, str]:
+        return await self._chain().watch(summit_id, offer)
+
+    async def stop_watching(self, summit_id: str, resource_id: str) -> None:
+        chain = self._chain()
+        if chain.viewer_summit(resource_id) != summit_id:
+            raise NotFound("no such WHEP resource")
+        await chain.unwatch(resource_id)
+
+    def recordings(self, summit_id: str) -> list[RecordingFile]:
+        return [] if self.broadcast is None else self.broadcast.recordings(summit_id)
+
+    def broadcast_folder(self, summit_id: str, position: int) -> str | None:
+        if self.broadcast is None:
+            return None
+        return str(self.broadcast.output_folder(summit_id, position))
+
+    # --- forwarding into the broadcast chain
+
+    def live_publishers(self, summit_id: str) -> list[PublisherResource]:
+        return [r for r in self._publishers.values() if r.summit_id == summit_id and r.up]
+
+    async def forward(
+        self, summit_id: str, feed_id: int, streams: list[dict[str, Any]]
+    ) -> list[int]:
+        """Opens rtp_forwards of a publisher's streams to local ports: their ids."""
+        room = self._room(summit_id)
+        assert self._control is not None
+        data = await self._control.request(
+            {
+                "request": "rtp_forward",
+                "room": room.room_id,
+                "publisher_id": feed_id,
+                "secret": room.secret,
+                "admin_key": self._admin_key,
+                "host": "127.0.0.1",
+                "host_family": "ipv4",
+                "streams": streams,
+            }
+        )
+        return [int(f["stream_id"]) for f in data.get("forwarders", [])]
+
+    async def stop_forward(self, summit_id: str, feed_id: int, stream_id: int) -> None:
+        room = self.rooms.get(summit_id)
+        if room is None or self._control is None:
+            return
+        with contextlib.suppress(JanusError):  # a publisher that left took its forwards along
+            await self._control.request(
+                {
+                    "request": "stop_rtp_forward",
+                    "room": room.room_id,
+                    "publisher_id": feed_id,
+                    "stream_id": stream_id,
+                    "secret": room.secret,
+                    "admin_key": self._admin_key,
+                }
+            )
+
+    async def stop_all_forwards(self, summit_id: str) -> int:
+        """Stops every forward Janus has for the room, whoever opened it: the chokepoint
+        closes even if this process never knew of a forward. Returns how many."""
+        room = self.rooms.get(summit_id)
+        if room is None or self._control is None:
+            return 0
+        listing = await self._control.request(
+            {"request": "listforwarders", "room": room.room_id, "secret": room.secret}
+        )
+        stops = [
+            self.stop_forward(summit_id, int(publisher["publisher_id"]), int(f["stream_id"]))
+            for publisher in listing.get("publishers", [])
+            for f in publisher.get("forwarders", [])
+        ]
+        await asyncio.gather(*stops)
+        return len(stops)
+
+    async def request_keyframe(self, resource: PublisherResource) -> None:
+        with contextlib.suppress(JanusError, JanusUnavailable):
+            await resource.handle.message({"request": "configure", "keyframe": True})
 
     # --- subscribing (server offer, client answer)
 

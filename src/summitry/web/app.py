@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -16,10 +17,19 @@ from summitry import __version__
 from summitry.config import Config
 from summitry.control.events import EventHub
 from summitry.control.summits import Clock, Summits
+from summitry.domain.errors import IllegalTransition
+from summitry.domain.phases import CutReason
+from summitry.media.broadcast import BroadcastChain
 from summitry.media.rooms import JanusRooms
-from summitry.media.supervisor import JanusEndpoint, JanusSettings, JanusSupervisor, find_janus
+from summitry.media.supervisor import (
+    JanusEndpoint,
+    JanusNotFound,
+    JanusSettings,
+    JanusSupervisor,
+    find_janus,
+)
 from summitry.store.database import make_engine, migrate, sessions
-from summitry.web import api, errors, media, pages
+from summitry.web import api, errors, media, pages, public
 from summitry.web.limits import BodyLimit
 
 log = logging.getLogger(__name__)
@@ -70,6 +80,8 @@ async def media_plane(config: Config, hub: EventHub) -> AsyncIterator[JanusRooms
     media_dir = config.data_dir / "janus"
     media_dir.mkdir(mode=0o700, exist_ok=True)
     rooms = JanusRooms(hub.announce, media_dir / "media.state.json")
+    rooms.broadcast = BroadcastChain(rooms, config.data_dir / "broadcast", find_ffmpeg())
+    rooms.broadcast.end_orphans()
     supervisor: JanusSupervisor | None = None
     try:
         if config.media == "external":
@@ -98,6 +110,23 @@ async def media_plane(config: Config, hub: EventHub) -> AsyncIterator[JanusRooms
             await supervisor.stop()
 
 
+def cut_on_failure(service: Summits) -> Callable[[str], Awaitable[None]]:
+    async def cut(summit_id: str) -> None:
+        with contextlib.suppress(IllegalTransition):  # already cut: nothing more to do
+            await service.fail(summit_id, CutReason.BROADCAST_FAILURE)
+
+    return cut
+
+
+def find_ffmpeg() -> str:
+    found = shutil.which("ffmpeg")
+    if found is None:
+        raise JanusNotFound(
+            "ffmpeg is not installed (apt-get install ffmpeg); the broadcast chain needs it"
+        )
+    return found
+
+
 def create_app(config: Config, clock: Clock | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -111,6 +140,11 @@ def create_app(config: Config, clock: Clock | None = None) -> FastAPI:
                 )
                 if media is not None:
                     await media.restore(await service.active_summits())
+                    if media.broadcast is not None:
+                        media.broadcast.on_failure.append(cut_on_failure(service))
+                    # A broadcast this process did not start cannot be trusted: cut it.
+                    for summit_id in await service.public_summits():
+                        await cut_on_failure(service)(summit_id)
                 app.state.summits = service
                 ticker = asyncio.create_task(run_clock(service))
                 try:
@@ -129,6 +163,7 @@ def create_app(config: Config, clock: Clock | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(api.router)
     app.include_router(media.router)
+    app.include_router(public.router)
     app.include_router(pages.router)
     app.mount("/static", pages.static_files, name="static")
     app.add_middleware(BodyLimit, limit=BODY_LIMIT)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 from fastapi import Request
@@ -26,8 +27,13 @@ def phase_event(view: SummitView) -> dict[str, Any]:
     }
 
 
+def json_value(value: object) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
 def encode(event: dict[str, Any]) -> bytes:
-    return f"event: {event['type']}\ndata: {json.dumps(event, default=str)}\n\n".encode()
+    data = json.dumps(event, default=json_value)
+    return f"event: {event['type']}\ndata: {data}\n\n".encode()
 
 
 def stream(

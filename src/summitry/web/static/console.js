@@ -5,12 +5,46 @@ import { ApiError } from "./api.js";
 import { h, icon, PHASES, PRESENCE, ROLES } from "./ui.js";
 
 const ACTIONS = [
-  { action: "open_lobby", label: "Open lobby", hint: "Let people in to wait for admission" },
-  { action: "consent", label: "Consent to go live", hint: "Broadcast starts when both sides consent", kind: "live" },
-  { action: "skip_public", label: "Skip public part", hint: "Go straight to private talks" },
-  { action: "cut", label: "Cut to private", hint: "Stops the broadcast at once; cannot be undone", kind: "cut" },
-  { action: "end", label: "End summit", hint: "Closes the call for everyone", confirm: true },
-  { action: "cancel", label: "Cancel summit", hint: "Calls the summit off", confirm: true },
+  {
+    action: "open_lobby",
+    label: "Open lobby",
+    working: "Opening",
+    hint: "Let people in to wait for admission",
+  },
+  {
+    action: "consent",
+    label: "Consent to go live",
+    working: "Consenting",
+    hint: "The broadcast starts when both sides consent",
+    kind: "live",
+  },
+  {
+    action: "skip_public",
+    label: "Skip public part",
+    working: "Going private",
+    hint: "Go straight to private talks",
+  },
+  {
+    action: "cut",
+    label: "Cut to private",
+    working: "Cutting",
+    hint: "Stops the broadcast at once; cannot be undone",
+    kind: "cut",
+  },
+  {
+    action: "end",
+    label: "End summit",
+    working: "Ending",
+    hint: "Closes the call for everyone",
+    confirm: true,
+  },
+  {
+    action: "cancel",
+    label: "Cancel summit",
+    working: "Cancelling",
+    hint: "Calls the summit off",
+    confirm: true,
+  },
 ];
 
 const INVITE_ROLES = ["principal", "delegate", "interpreter", "observer", "coordinator"];
@@ -21,6 +55,7 @@ export class CoordinatorConsole {
     this.root = root;
     this.app = app;
     this.armed = null; // the action waiting for its confirming second click
+    this.pending = null; // the action sent and not answered yet
     this.build();
   }
 
@@ -31,7 +66,20 @@ export class CoordinatorConsole {
   build() {
     this.phaseBox = h("div.phase-box");
     this.consentBox = h("div.consents");
-    this.actionsBox = h("div.actions");
+    this.actionButtons = new Map(
+      ACTIONS.map((spec) => [
+        spec.action,
+        h(`button.action${spec.kind ? `.action-${spec.kind}` : ""}`, {
+          type: "button",
+          data: { action: spec.action },
+          disabled: true,
+          title: spec.hint,
+          text: spec.label,
+          onclick: () => this.act(spec),
+        }),
+      ]),
+    );
+    this.actionsBox = h("div.actions", {}, [...this.actionButtons.values()]);
     this.actionMessage = h("p.console-message", { role: "alert", id: "action-message" });
     this.waitingList = h("ul.people.waiting-list", { id: "waiting-list" });
     this.waitingCount = h("span.count", { text: "0" });
@@ -104,8 +152,20 @@ export class CoordinatorConsole {
   render() {
     const { summit, me, people } = this.state;
     if (!summit || !me) return;
+    this.renderActions(summit, me);
+    // Lists are rebuilt only when what they show changed, so their buttons stay put.
+    const signature = JSON.stringify([
+      [...people.values()].map((p) => [p.id, p.name, p.role, p.presence]),
+      summit.sides.map((s) => [s.id, s.consented]),
+      this.armed,
+    ]);
+    if (signature === this.signature) return;
+    this.signature = signature;
+    this.renderPeople(summit, me, people);
+  }
+
+  renderActions(summit, me) {
     const own = summit.sides.find((s) => s.id === me.side_id);
-    const other = summit.sides.find((s) => s.id !== me.side_id);
     const phase = PHASES[summit.phase] || { label: summit.phase, detail: "" };
 
     this.phaseBox.replaceChildren(
@@ -135,28 +195,31 @@ export class CoordinatorConsole {
       ),
     );
 
+    // The buttons stay the same elements (a click must never land between two renders).
     const allowed = new Set(summit.allowed_actions || []);
-    this.actionsBox.replaceChildren(
-      ...ACTIONS.map((spec) => {
-        const alreadyConsented =
-          spec.action === "consent" && own?.consented && summit.phase === "lobby";
-        const enabled = allowed.has(spec.action) && !alreadyConsented;
-        const armed = this.armed === spec.action;
-        const button = h(
-          `button.action${spec.kind ? `.action-${spec.kind}` : ""}${armed ? ".armed" : ""}`,
-          {
-            type: "button",
-            data: { action: spec.action },
-            disabled: !enabled,
-            title: spec.hint,
-            onclick: () => this.act(spec),
-          },
-          armed ? `Confirm: ${spec.label.toLowerCase()}` : alreadyConsented ? "You consented" : spec.label,
-        );
-        return button;
-      }),
-    );
+    for (const spec of ACTIONS) {
+      const button = this.actionButtons.get(spec.action);
+      const alreadyConsented =
+        spec.action === "consent" && own?.consented && summit.phase === "lobby";
+      const armed = this.armed === spec.action;
+      const pending = this.pending === spec.action;
+      button.disabled =
+        !allowed.has(spec.action) || Boolean(alreadyConsented) || Boolean(this.pending);
+      button.classList.toggle("armed", armed);
+      button.classList.toggle("pending", pending);
+      button.textContent = pending
+        ? `${spec.working}…`
+        : armed
+          ? `Confirm: ${spec.label.toLowerCase()}`
+          : alreadyConsented
+            ? "You consented"
+            : spec.label;
+    }
+  }
 
+  renderPeople(summit, me, people) {
+    const own = summit.sides.find((s) => s.id === me.side_id);
+    const other = summit.sides.find((s) => s.id !== me.side_id);
     const mine = [...people.values()].filter((p) => p.side_id === me.side_id);
     const waiting = mine.filter((p) => p.presence === "waiting");
     this.waitingCount.textContent = String(waiting.length);
@@ -239,13 +302,17 @@ export class CoordinatorConsole {
       return;
     }
     this.armed = null;
+    this.pending = spec.action;
     this.say(this.actionMessage, "");
+    this.render();
     try {
       const view = await this.app.api.act(spec.action, this.state.summit.version);
       this.app.setSummit(view);
     } catch (error) {
       this.say(this.actionMessage, messageOf(error), "error");
       if (error instanceof ApiError && error.code === "stale_version") this.app.resync();
+    } finally {
+      this.pending = null;
     }
     this.render();
   }

@@ -200,6 +200,8 @@ function renderAll() {
 // --- state from the server -----------------------------------------------------------
 
 function setSummit(view) {
+  // Answers may arrive out of order: never go back to an older version of the summit.
+  if (state.summit && view.version < state.summit.version) return;
   const before = state.summit?.phase;
   state.summit = view;
   renderAll();
@@ -223,15 +225,25 @@ async function loadAll() {
 }
 
 let resyncTimer = null;
-/** Re-reads the summit and roster (after a reconnect, a phase change, a stale version). */
-function resync() {
+let resyncMedia = false;
+/**
+ * Re-reads the summit and roster (after a phase change or a stale version); after the
+ * event stream came back (`media`), also checks that our media still exist.
+ */
+function resync({ media = false } = {}) {
+  resyncMedia ||= media;
   clearTimeout(resyncTimer);
   resyncTimer = setTimeout(() => {
-    keep("resync", async () => {
-      await loadAll();
-      onMyPresence(state.me.participant.presence);
-      if (state.stage === "call") await checkMedia();
-    }, { always: true });
+    keep(
+      "resync",
+      async () => {
+        await loadAll();
+        onMyPresence(state.me.participant.presence);
+        if (resyncMedia && state.stage === "call") await checkMedia();
+        resyncMedia = false;
+      },
+      { always: true },
+    );
   }, 50);
 }
 
@@ -281,7 +293,7 @@ function openEvents() {
     everOpen = true;
     state.connection = "online";
     renderConnection();
-    if (reconnected) resync();
+    if (reconnected) resync({ media: true });
   });
   source.addEventListener("error", () => {
     state.connection = "reconnecting";
@@ -314,7 +326,7 @@ function openEvents() {
       handler(data);
     });
   on("phase", (event) => {
-    if (!state.summit) return;
+    if (!state.summit || event.version < state.summit.version) return;
     const sides = state.summit.sides.map((s) => ({ ...s, consented: event.consents.includes(s.id) }));
     const changed = event.version !== state.summit.version;
     setSummit({ ...state.summit, phase: event.phase, version: event.version, sides });
@@ -526,16 +538,35 @@ function applyLocalState() {
   localTile?.setMedia({ audio, video });
 }
 
-async function setLocal(kind, on) {
+function setLocal(kind, on) {
   state.local[kind] = on;
   applyLocalState();
-  if (state.stage === "call" && publisher) {
-    try {
-      await api.put("/media-state", state.local);
-    } catch (error) {
-      notice(`The others may not see that change yet: ${error.message}`);
-    }
+  if (state.stage === "call" && publisher) sendMediaState();
+}
+
+let mediaStateSending = null;
+let mediaStateAgain = false;
+/** Tells the room our microphone and camera state: one request at a time, the latest wins. */
+function sendMediaState() {
+  if (mediaStateSending) {
+    mediaStateAgain = true;
+    return mediaStateSending;
   }
+  mediaStateSending = (async () => {
+    try {
+      do {
+        mediaStateAgain = false;
+        try {
+          await api.put("/media-state", { ...state.local });
+        } catch (error) {
+          notice(`The others may not see that change yet: ${error.message}`);
+        }
+      } while (mediaStateAgain);
+    } finally {
+      mediaStateSending = null;
+    }
+  })();
+  return mediaStateSending;
 }
 
 // --- the call ------------------------------------------------------------------------
@@ -596,7 +627,7 @@ async function publish() {
   });
   state.media.publish = "starting";
   await publisher.start(localStream);
-  if (!state.local.audio || !state.local.video) await api.put("/media-state", state.local);
+  if (!state.local.audio || !state.local.video) await sendMediaState();
 }
 
 async function subscribe() {
@@ -620,11 +651,11 @@ function syncFeeds() {
     try {
       await subscription.sync();
     } catch (error) {
-      if (error instanceof ApiError && error.status === 404) {
-        await keep("subscribe", subscribe); // the server lost our subscription
-        return;
-      }
-      throw error;
+      if (error instanceof ApiError && [401, 403, 409].includes(error.status)) throw error;
+      // The server lost our subscription, or the exchange broke half-way and nobody knows
+      // what the connection carries now: start a fresh one.
+      console.warn("summitry: sync failed, subscribing afresh", error);
+      await keep("subscribe", subscribe);
     }
   });
 }
@@ -646,10 +677,10 @@ function restartMedia(why) {
 
 /** After the event stream came back: is our feed still in the room, our subscription known? */
 async function checkMedia() {
-  if (canPublish()) {
+  if (canPublish() && !jobs.has("publish")) {
     const feeds = await api.get("/feeds");
     if (!feeds.some((f) => f.participant_id === state.me.participant.id)) {
-      keep("publish", publish);
+      keep("publish", publish); // the server restarted, or dropped us
     }
   }
   syncFeeds();
@@ -796,11 +827,7 @@ async function stats() {
   return result;
 }
 
-window.summitry = { state, stats, debug: () => ({
-  tr: subscription?.pc?.getTransceivers().map((t) => [t.mid, t.currentDirection, t.direction, t.receiver.track.kind, t.receiver.track.readyState, t.receiver.track.muted]),
-  streams: subscription?.streams, sig: subscription?.pc?.signalingState,
-  tiles: [...remoteTiles.values()].map((t) => [t.el.dataset.name, t.feedId, Object.keys(t.receivers)]),
-}) }; // DEBUG
+window.summitry = { state, stats };
 
 // --- wiring --------------------------------------------------------------------------
 

@@ -1,0 +1,73 @@
+"""What the public reaches without an account: WHEP for the live broadcast, the HLS
+playlist and segments, the recordings of the public part. Read-only and rate-limited."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import FileResponse
+
+from summitry.domain.errors import NotFound
+from summitry.web.api import Service
+from summitry.web.media import SDP, SDP_BODY, text_body
+
+router = APIRouter()
+
+LIVE_FILE = re.compile(r"^(index\.m3u8|segment-\d{5}\.ts)$")
+RECORDING_TYPES = {"mp4": ("recording.mp4", "video/mp4"), "ogg": ("audio.ogg", "audio/ogg")}
+
+
+@router.post(
+    "/api/v1/public/{slug}/whep",
+    status_code=201,
+    response_class=Response,
+    openapi_extra={"requestBody": {"required": True, **SDP_BODY}},
+    responses={201: {"description": "The SDP answer; Location names the resource", **SDP_BODY}},
+)
+async def whep_watch(slug: str, request: Request, service: Service) -> Response:
+    """WHEP: watch the live broadcast (a viewer only receives; it can never publish)."""
+    offer = await text_body(request, SDP)
+    resource_id, answer = await service.watch(slug, offer)
+    return Response(
+        answer,
+        201,
+        media_type=SDP,
+        headers={"Location": f"/api/v1/public/{slug}/whep/{resource_id}"},
+    )
+
+
+@router.delete("/api/v1/public/{slug}/whep/{resource_id}", response_class=Response)
+async def whep_stop(slug: str, resource_id: str, service: Service) -> Response:
+    await service.stop_watching(slug, resource_id)
+    return Response(status_code=200)
+
+
+@router.get("/s/{slug}/live/{position}/{name}", include_in_schema=False)
+async def live_file(slug: str, position: int, name: str, service: Service) -> Response:
+    if not LIVE_FILE.match(name):
+        raise NotFound("no such file")
+    path = Path(await service.public_file(slug, position, name))
+    if name.endswith(".m3u8"):
+        # The packager replaces the playlist as it goes: send one whole version of it.
+        try:
+            playlist = await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError as error:
+            raise NotFound("the broadcast has not started yet") from error
+        return Response(
+            playlist,
+            media_type="application/vnd.apple.mpegurl",
+            headers={"Cache-Control": "no-cache"},
+        )
+    return FileResponse(path, media_type="video/mp2t", headers={"Cache-Control": "max-age=60"})
+
+
+@router.get("/s/{slug}/recording/{position}.{extension}", include_in_schema=False)
+async def recording(slug: str, position: int, extension: str, service: Service) -> FileResponse:
+    if extension not in RECORDING_TYPES:
+        raise NotFound("no such recording")
+    name, media_type = RECORDING_TYPES[extension]
+    path = await service.public_file(slug, position, name)
+    return FileResponse(path, media_type=media_type, filename=f"{slug}-{position}.{extension}")

@@ -1,0 +1,86 @@
+"""Chromium in front of a real summitry with its own Janus, inside the network namespace
+that the test command made (Janus answers ICE only on its own address there)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.async_api import Browser, async_playwright
+
+from tests.servers import Server, running_summitry
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    # Host candidates, not mDNS names: Janus must reach the browser directly.
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+
+@pytest.fixture(scope="session")
+def media_address() -> str:
+    address = os.environ.get("SUMMITRY_MEDIA_ADDRESS")
+    if not address:
+        pytest.fail(
+            "end-to-end tests run inside the network namespace that scripts/test.sh makes "
+            "(SUMMITRY_MEDIA_ADDRESS is not set)"
+        )
+    return address
+
+
+@pytest.fixture(scope="session")
+def e2e_server(tmp_path_factory: pytest.TempPathFactory, media_address: str) -> Iterator[Server]:
+    with running_summitry(
+        tmp_path_factory.mktemp("e2e-server"), SUMMITRY_MEDIA_ADDRESS=media_address
+    ) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+async def browser(chromium_path: str) -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=chromium_path, args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+@pytest.fixture(scope="session")
+async def http(e2e_server: Server) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=e2e_server.url, timeout=15) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def shots() -> Path | None:
+    """Where to keep screenshots of what each person saw (SUMMITRY_E2E_SHOTS), if anywhere."""
+    directory = os.environ.get("SUMMITRY_E2E_SHOTS")
+    if not directory:
+        return None
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,280 @@
+"""Four people in Chromium: two coordinators run the summit from their consoles, two
+principals wait in the lobby until admitted; then everyone must see and hear the three
+others, and follow the phase as the coordinators take the summit live and cut it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from tests.servers import Seeded, Server, create_summit
+
+MEDIA_TIMEOUT_MS = 20_000
+QUICK_TIMEOUT_MS = 8_000
+CUT_TIMEOUT_MS = 25_000
+# Small video in tests: four encoders and twelve decoders share two cores.
+LOW_QUALITY = "localStorage.setItem('summitry.devices', JSON.stringify({quality: 'low'}))"
+
+RU_COORDINATOR = "Yuri Ushakov"
+US_COORDINATOR = "Jake Sullivan"
+RU_PRINCIPAL = "Vladimir Putin"
+US_PRINCIPAL = "Joe Biden"
+
+
+@dataclass
+class Person:
+    name: str
+    page: Page
+    errors: list[str] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Call:
+    summit: Seeded
+    people: dict[str, Person]
+    shots: Path | None
+
+    def __getitem__(self, name: str) -> Page:
+        return self.people[name].page
+
+    @property
+    def pages(self) -> list[Page]:
+        return [person.page for person in self.people.values()]
+
+    async def shot(self, name: str, file: str, selector: str | None = None) -> None:
+        if self.shots is None:
+            return
+        path = str(self.shots / f"{file}.png")
+        if selector is None:
+            await self[name].screenshot(path=path)
+        else:
+            await self[name].locator(selector).screenshot(path=path)
+
+
+async def open_room(browser: Browser, link: str, name: str) -> Person:
+    context = await browser.new_context(
+        viewport={"width": 1440, "height": 900}, permissions=["camera", "microphone"]
+    )
+    await context.add_init_script(LOW_QUALITY)
+    page = await context.new_page()
+    person = Person(name, page)
+    page.on("pageerror", lambda error: person.errors.append(str(error)))
+    page.on("console", lambda message: person.log.append(f"{message.type}: {message.text}"))
+    await page.goto(link)
+    await expect(page.locator("#lobby-title")).not_to_be_empty()
+    return person
+
+
+async def invite(page: Page, name: str, role: str) -> str:
+    """The coordinator fills in the console's invitation form; returns the shown link."""
+    console = page.locator("#console")
+    await console.locator("#invite-name").fill(name)
+    await console.locator("#invite-role").select_option(role)
+    await console.locator("#invite-submit").click()
+    result = console.locator("#invite-result")
+    await expect(result).to_contain_text(name)
+    link = await result.locator("#invite-link").input_value()
+    assert "/room/" in link
+    assert "#" in link
+    return link
+
+
+async def phase_everywhere(
+    call: Call, phase: str, label: str, timeout: float = QUICK_TIMEOUT_MS
+) -> None:
+    for page in call.pages:
+        banner = page.locator("#phase-banner")
+        await expect(banner).to_have_attribute("data-phase", phase, timeout=timeout)
+        await expect(banner).to_contain_text(label)
+
+
+async def stats(page: Page) -> dict[str, dict[str, Any]]:
+    tiles: list[dict[str, Any]] = await page.evaluate("window.summitry.stats()")
+    return {tile["name"]: tile for tile in tiles}
+
+
+async def wait_for_media(page: Page, others: list[str]) -> dict[str, dict[str, Any]]:
+    """Waits until this page decodes video and hears audio from each of `others`."""
+    seen: dict[str, dict[str, Any]] = {}
+    try:
+        async with asyncio.timeout(MEDIA_TIMEOUT_MS / 1000):
+            while True:
+                seen = await stats(page)
+                if sorted(seen) == sorted(others) and all(
+                    tile["framesDecoded"] > 0 and tile["audioEnergy"] > 0 for tile in seen.values()
+                ):
+                    return seen
+                await asyncio.sleep(0.25)
+    except TimeoutError:
+        state = await page.evaluate("JSON.stringify(window.summitry.state)")
+        raise AssertionError(f"no media from {others}: {seen}; state {state}") from None
+
+
+@pytest.fixture(scope="module")
+async def call(
+    browser: Browser, http: httpx.AsyncClient, e2e_server: Server, shots: Path | None
+) -> AsyncIterator[Call]:
+    """A summit in its lobby with four people in the call, all brought there by clicks."""
+    summit = await create_summit(http)
+    room = f"{e2e_server.url}/room/{summit.id}#"
+    ru = await open_room(browser, room + summit.ru_token, RU_COORDINATOR)
+    us = await open_room(browser, room + summit.us_token, US_COORDINATOR)
+    call = Call(summit, {RU_COORDINATOR: ru, US_COORDINATOR: us}, shots)
+    try:
+        for coordinator in (ru.page, us.page):
+            await expect(coordinator.locator("#console")).to_be_visible()
+            await expect(coordinator.locator("#phase-banner")).to_have_attribute(
+                "data-phase", "scheduled"
+            )
+            assert "#" not in coordinator.url  # the grant left the address bar
+        await call.shot(RU_COORDINATOR, "01-lobby-coordinator-scheduled")
+
+        await ru.page.locator('#console button[data-action="open_lobby"]').click()
+        for coordinator in (ru.page, us.page):
+            await expect(coordinator.locator("#phase-banner")).to_have_attribute(
+                "data-phase", "lobby"
+            )
+            await coordinator.locator("#join").click()
+            await expect(coordinator.locator("body")).to_have_attribute("data-screen", "call")
+
+        links = {
+            RU_PRINCIPAL: await invite(ru.page, RU_PRINCIPAL, "principal"),
+            US_PRINCIPAL: await invite(us.page, US_PRINCIPAL, "principal"),
+        }
+        for name, link in links.items():
+            principal = await open_room(browser, link, name)
+            call.people[name] = principal
+            await call.shot(name, f"02-lobby-{name.split()[-1].lower()}")
+            await principal.page.locator("#join").click()
+            waiting = principal.page.locator("#lobby-state")
+            await expect(waiting).to_have_attribute("data-state", "waiting")
+            await expect(waiting).to_contain_text("Waiting for your coordinator to admit you")
+        await call.shot(RU_PRINCIPAL, "03-waiting")
+        await call.shot(US_COORDINATOR, "04-console-invitation", "#console-invite")
+        await call.shot(RU_COORDINATOR, "04-console-waiting")
+
+        for coordinator, principal in ((ru, RU_PRINCIPAL), (us, US_PRINCIPAL)):
+            row = coordinator.page.locator(f'#waiting-list li[data-name="{principal}"]')
+            await row.locator("button.admit").click()
+            await expect(call[principal].locator("body")).to_have_attribute(
+                "data-screen", "call", timeout=QUICK_TIMEOUT_MS
+            )
+        yield call
+    finally:
+        for person in call.people.values():
+            await person.page.context.close()
+
+
+async def test_everyone_sees_and_hears_the_others_and_follows_the_phase(call: Call) -> None:
+    names = list(call.people)
+    for name, page in zip(names, call.pages, strict=True):
+        others = [other for other in names if other != name]
+        first = await wait_for_media(page, others)
+        await page.wait_for_timeout(1000)
+        later = await stats(page)
+        for other in others:
+            assert later[other]["framesDecoded"] > first[other]["framesDecoded"], (name, other)
+            assert later[other]["audioEnergy"] > first[other]["audioEnergy"], (name, other)
+            assert later[other]["audioRms"] > 0, (name, other)  # heard in the page itself
+            assert later[other]["playing"], (name, other)
+        tiles = page.locator("#stage .tile:not(.local)")
+        assert sorted(await tiles.evaluate_all("ts => ts.map(t => t.dataset.name)")) == sorted(
+            others
+        )
+        await expect(page.locator(f'#stage .tile.local[data-name="{name}"]')).to_have_count(1)
+    await phase_everywhere(call, "lobby", "LOBBY")
+    await call.shot(RU_PRINCIPAL, "05-call-lobby-principal")
+    await call.shot(US_COORDINATOR, "06-call-console")
+
+    ru, us = call[RU_COORDINATOR], call[US_COORDINATOR]
+    await ru.locator('#console button[data-action="consent"]').click()
+    await expect(us.locator("#console-other .other-consent")).to_have_attribute(
+        "data-consented", "true"
+    )
+    await phase_everywhere(call, "lobby", "LOBBY")  # one side's consent is not enough
+    await us.locator('#console button[data-action="consent"]').click()
+    await phase_everywhere(call, "public", "LIVE")
+    for page in call.pages:
+        await expect(page.locator("#phase-banner")).to_contain_text("broadcasting to the public")
+    await call.shot(US_PRINCIPAL, "07-call-live")
+
+    await us.locator('#console button[data-action="cut"]').click()
+    # The server answers the cut, and announces it, once the broadcast outputs are
+    # finished (HLS ended, recordings sealed): seconds, not an instant.
+    await phase_everywhere(call, "private", "PRIVATE", CUT_TIMEOUT_MS)
+    for page in call.pages:
+        await expect(page.locator("#phase-banner")).to_contain_text("not broadcast")
+    await expect(ru.locator('#console button[data-action="consent"]')).to_be_disabled()
+    await call.shot(RU_COORDINATOR, "08-call-private-console")
+    for person in call.people.values():
+        assert person.errors == [], person.name
+
+
+async def test_microphone_and_camera_off_show_on_every_screen(call: Call) -> None:
+    putin = call[RU_PRINCIPAL]
+    await putin.locator("#toggle-mic").click()
+    await putin.locator("#toggle-cam").click()
+    await expect(putin.locator("#toggle-mic")).to_have_attribute("aria-pressed", "false")
+    for name in (RU_COORDINATOR, US_COORDINATOR, US_PRINCIPAL):
+        tile = call[name].locator(f'#stage .tile[data-name="{RU_PRINCIPAL}"]')
+        await expect(tile).to_have_attribute("data-audio", "false")
+        await expect(tile).to_have_attribute("data-video", "false")
+        await expect(tile.locator(".avatar")).to_be_visible()
+        await expect(tile.locator(".avatar")).to_have_text("VP")
+        await expect(tile.locator(".mic-badge")).to_be_visible()
+        await expect(tile.locator("video")).to_be_hidden()
+    await call.shot(US_PRINCIPAL, "09-call-camera-off")
+    await putin.locator("#toggle-mic").click()
+    await putin.locator("#toggle-cam").click()
+    tile = call[US_PRINCIPAL].locator(f'#stage .tile[data-name="{RU_PRINCIPAL}"]')
+    await expect(tile).to_have_attribute("data-video", "true")
+    await expect(tile.locator("video")).to_be_visible()
+
+
+async def test_a_denied_delegate_is_told_so(
+    call: Call, browser: Browser, shots: Path | None
+) -> None:
+    ru = call[RU_COORDINATOR]
+    link = await invite(ru, "Sergey Lavrov", "delegate")
+    lavrov = await open_room(browser, link, "Sergey Lavrov")
+    try:
+        await lavrov.page.locator("#join").click()
+        await expect(lavrov.page.locator("#lobby-state")).to_have_attribute("data-state", "waiting")
+        await ru.locator('#waiting-list li[data-name="Sergey Lavrov"] button.deny').click()
+        denied = lavrov.page.locator("#lobby-state")
+        await expect(denied).to_have_attribute("data-state", "denied")
+        await expect(denied).to_contain_text("did not admit you")
+        await expect(lavrov.page.locator("#join")).to_be_hidden()
+        if shots is not None:
+            await lavrov.page.screenshot(path=str(shots / "10-denied.png"))
+        await expect(ru.locator('#own-roster li[data-name="Sergey Lavrov"]')).to_have_attribute(
+            "data-presence", "denied"
+        )
+        assert lavrov.errors == []
+    finally:
+        await lavrov.page.context.close()
+
+
+async def test_a_principal_who_leaves_disappears_from_every_screen(call: Call) -> None:
+    biden = call[US_PRINCIPAL]
+    await biden.locator("#leave").click()
+    await expect(biden.locator("#lobby-state")).to_have_attribute("data-state", "left")
+    for name in (RU_COORDINATOR, US_COORDINATOR, RU_PRINCIPAL):
+        page = call[name]
+        await expect(page.locator(f'#stage .tile[data-name="{US_PRINCIPAL}"]')).to_have_count(
+            0, timeout=QUICK_TIMEOUT_MS
+        )
+        await expect(page.locator("#stage .tile")).to_have_count(3)
+    await expect(
+        call[US_COORDINATOR].locator(f'#own-roster li[data-name="{US_PRINCIPAL}"]')
+    ).to_have_attribute("data-presence", "left")
+    for person in call.people.values():
+        assert person.errors == [], person.name

@@ -1,0 +1,88 @@
+"""The broadcast chain end to end: go live, a WHEP viewer and the HLS output receive the
+principals, the cut ends everything, the recordings are sealed."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+
+import httpx
+from aiortc import RTCPeerConnection, RTCSessionDescription
+
+from tests.media.conftest import Room
+from tests.media.peers import Publisher, Subscriber, frames_of
+from tests.media.test_room import wait_feeds
+from tests.servers import bearer
+
+
+async def test_live_then_cut(http: httpx.AsyncClient, room: Room) -> None:
+    sid, slug = room.summit.id, room.summit.slug
+    putin, biden = Publisher(http, sid, room.ru_principal), Publisher(http, sid, room.us_principal)
+    observer = Subscriber(http, sid, room.observer)
+    viewer = RTCPeerConnection()
+    try:
+        for publisher in (putin, biden):
+            assert (await publisher.publish()).status_code == 201
+        await observer.start()
+        await wait_feeds(observer, 2)
+        for token in (room.summit.ru_token, room.summit.us_token):
+            await http.post(f"/api/v1/summits/{sid}/actions/consent", headers=bearer(token))
+        public = (await http.get(f"/api/v1/public/{slug}")).json()
+        assert public["live"] and public["whep"] == f"/api/v1/public/{slug}/whep"
+        assert [s["side"] for s in public["streams"]] == ["Russian Federation", "United States"]
+
+        for _ in range(2):
+            viewer.addTransceiver("video", direction="recvonly")
+            viewer.addTransceiver("audio", direction="recvonly")
+        counts = frames_of(viewer)
+        await viewer.setLocalDescription(await viewer.createOffer())
+        answer = await http.post(
+            public["whep"],
+            content=viewer.localDescription.sdp,
+            headers={"Content-Type": "application/sdp"},
+        )
+        assert answer.status_code == 201, answer.text
+        await viewer.setRemoteDescription(RTCSessionDescription(answer.text, "answer"))
+        async with asyncio.timeout(10):
+            while counts["video"] < 60:
+                await asyncio.sleep(0.1)
+
+        playlist_url = public["streams"][0]["hls"]
+        async with asyncio.timeout(15):
+            while True:
+                playlist = await http.get(playlist_url)
+                if playlist.status_code == 200 and playlist.text.count("#EXTINF") >= 3:
+                    break
+                await asyncio.sleep(0.3)
+
+        cut = await http.post(
+            f"/api/v1/summits/{sid}/actions/cut", headers=bearer(room.summit.us_token)
+        )
+        assert cut.json()["phase"] == "private"
+        after = (await http.get(f"/api/v1/public/{slug}")).json()
+        assert not after["live"] and after.get("whep") is None and after["streams"] == []
+        async with asyncio.timeout(15):  # the outputs are sealed after the cut
+            while len(after["recordings"]) < 4:
+                await asyncio.sleep(0.2)
+                after = (await http.get(f"/api/v1/public/{slug}")).json()
+        assert sorted((r["side"], r["kind"]) for r in after["recordings"]) == [
+            ("Russian Federation", "audio"),
+            ("Russian Federation", "video"),
+            ("United States", "audio"),
+            ("United States", "video"),
+        ]
+        for item in after["recordings"]:
+            body = (await http.get(item["url"])).content
+            assert len(body) == item["bytes"] > 1000
+            assert hashlib.sha256(body).hexdigest() == item["sha256"]
+        refused = await http.post(
+            public["whep"].replace("/whep", "/whep"),
+            content=viewer.localDescription.sdp,
+            headers={"Content-Type": "application/sdp"},
+        )
+        assert refused.status_code == 409
+    finally:
+        await viewer.close()
+        await observer.close()
+        await putin.close()
+        await biden.close()
