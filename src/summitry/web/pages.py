@@ -25,3 +25,9 @@ async def room(summit_id: str) -> FileResponse:
     """The call, the lobby and (for coordinators) the console; the grant is in the
     fragment of the invitation link, which never reaches the server in a URL."""
     return page("room.html")
+
+
+@router.get("/s/{slug}")
+async def public_page(slug: str) -> FileResponse:
+    """The public page of a summit: no account, only what the public may see."""
+    return page("public.html")
