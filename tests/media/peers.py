@@ -86,15 +86,22 @@ async def sample_offer() -> str:
 
 
 class Publisher:
-    def __init__(self, http: httpx.AsyncClient, summit_id: str, token: str) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        summit_id: str,
+        token: str,
+        tracks: tuple[MediaStreamTrack, MediaStreamTrack] | None = None,
+    ) -> None:
         self.http, self.summit_id, self.token = http, summit_id, token
         self.pc: RTCPeerConnection | None = None
         self.location: str | None = None
+        self.tracks = tracks
 
     async def offer(self) -> str:
         self.pc = RTCPeerConnection()
-        self.pc.addTrack(MovingPicture())
-        self.pc.addTrack(Tone())
+        for track in self.tracks or (MovingPicture(), Tone()):
+            self.pc.addTrack(track)
         await self.pc.setLocalDescription(await self.pc.createOffer())
         return str(self.pc.localDescription.sdp)
 

@@ -46,23 +46,35 @@ log = logging.getLogger(__name__)
 STREAMING = "janus.plugin.streaming"
 VIDEO_PT, AUDIO_PT = 96, 111
 ON_AIR_ORDER = ("principal", "delegate", "coordinator", "interpreter")
-FINISH_SECONDS = 4.0
+# ffmpeg gives up on a silent input after this long: at the cut that ends it, and while
+# live a side silent for longer is a broadcast failure (the summit cuts).
+INPUT_TIMEOUT = 2
 SEGMENT_SECONDS = 0.5
 
 Failed = Callable[[str], Awaitable[None]]
 
 
-def free_udp_ports(count: int) -> list[int]:
-    """Distinct free UDP ports on 127.0.0.1 (an even one first for RTP, its RTCP next
-    where asked)."""
+def free_udp_ports(count: int, pairs: bool = False) -> list[int]:
+    """Distinct free UDP ports on 127.0.0.1; with `pairs`, each with the next port free
+    too (RTP on an even port, its RTCP on the odd one after it)."""
     sockets: list[socket.socket] = []
     ports: list[int] = []
     try:
         while len(ports) < count:
             probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            probe.bind(("127.0.0.1", 0))
             sockets.append(probe)
-            ports.append(probe.getsockname()[1])
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+            if pairs:
+                if port % 2 or port + 1 > 65535:
+                    continue
+                partner = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                sockets.append(partner)
+                try:
+                    partner.bind(("127.0.0.1", port + 1))
+                except OSError:
+                    continue
+            ports.append(port)
     finally:
         for probe in sockets:
             probe.close()
@@ -125,8 +137,14 @@ def packager_command(ffmpeg: str, folder: Path) -> list[str]:
         # Start as soon as a key frame shows the picture size, not after 5 s of probing.
         "-analyzeduration",
         "500000",
+        # RTP on loopback barely reorders; waiting up to the default 0.5 s for a missing
+        # packet adds that much latency and loses the tail of the public part at the cut.
+        "-max_delay",
+        "100000",
         "-probesize",
         "200000",
+        "-listen_timeout",
+        str(INPUT_TIMEOUT),
         "-i",
         str(folder / "slot.sdp"),
         "-map",
@@ -232,22 +250,19 @@ class Packager:
         return packager
 
     async def finish(self) -> None:
-        """Ends the outputs. ffmpeg reads `q` only between packets and the input is silent
-        after the cut; its first SIGINT asks it to stop, the second interrupts the waiting
-        read, and it then closes the playlist and files properly. SIGKILL if it does not."""
+        """Ends the outputs properly. One SIGINT asks ffmpeg to stop; it does so when its
+        input read returns, at the latest when the silent input times out, and then ends
+        the playlist and writes the files' trailers (a second SIGINT would abort those).
+        SIGKILL only if it does not."""
         self.finishing = True
         process = self.process
-        for sig, grace in (
-            (signal.SIGINT, 0.2),
-            (signal.SIGINT, FINISH_SECONDS),
-            (signal.SIGKILL, FINISH_SECONDS),
-        ):
+        for sig in (signal.SIGINT, signal.SIGKILL):
             if process.returncode is not None:
                 break
             with contextlib.suppress(ProcessLookupError):
                 process.send_signal(sig)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(process.wait(), grace)
+                await asyncio.wait_for(process.wait(), INPUT_TIMEOUT + 1)
         (self.folder / "ffmpeg.pid").unlink(missing_ok=True)
         log.info("packager in %s finished with %s", self.folder, process.returncode)
         playlist = self.folder / "live" / "index.m3u8"
@@ -325,10 +340,16 @@ class BroadcastChain:
             if summit_id in self._live:
                 return
             # All ports at once, so no two slots are handed the same free port.
-            ports = free_udp_ports(5 * len(sides))
+            ports = free_udp_ports(3 * len(sides))
+            pairs = [
+                port
+                for port in free_udp_ports(2 * len(sides) + 4, pairs=True)
+                if not {port, port + 1} & set(ports)
+            ]
             slots = []
             for position, side_id in enumerate(sides):
-                video, rtcp, audio, packager_video, packager_audio = ports[5 * position :][:5]
+                video, rtcp, audio = ports[3 * position :][:3]
+                packager_video, packager_audio = pairs[2 * position :][:2]
                 slots.append(
                     Slot(side_id, position, (video, rtcp, audio), (packager_video, packager_audio))
                 )
