@@ -4,6 +4,7 @@ that the test command made (Janus answers ICE only on its own address there)."""
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from playwright.async_api import Browser, async_playwright
 from tests.servers import Server, running_summitry
 
 CHROMIUM = "/usr/bin/chromium"
+REPO_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -84,3 +86,16 @@ def shots() -> Path | None:
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@pytest.fixture(scope="session")
+def vendor_assets() -> Path:
+    """hls.js from npm in static/vendor/ (scripts/assets.sh: quick when it is up to date)."""
+    done = subprocess.run(
+        ["bash", str(REPO_ROOT / "scripts" / "assets.sh")], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        pytest.fail(f"scripts/assets.sh failed:\n{done.stderr}")
+    vendor = REPO_ROOT / "src" / "summitry" / "web" / "static" / "vendor"
+    assert (vendor / "hls.min.js").is_file(), done.stderr
+    return vendor

@@ -294,3 +294,40 @@ async def test_state_survives_a_restart(
         assert audit.verify(await second.audit_trail(summit_id)).records == 2
     finally:
         await again.dispose()
+
+
+async def test_a_lost_console_cuts_the_broadcast(service: Summits, clock: HandClock) -> None:
+    summit_id, ru, us = await seeded(service)
+    await service.act(ru, summit_id, "open_lobby", None)
+    for grant in (ru, us):
+        await service.knock(grant, summit_id)
+        await service.act(grant, summit_id, "consent", None)
+        await service.heartbeat(grant, summit_id)
+    clock.advance(seconds=8)
+    await service.heartbeat(us, summit_id)
+    assert await service.tick() == []
+    clock.advance(seconds=3)  # Russia's console has been silent for 11 s
+    assert await service.tick() == [summit_id]
+    trail = await service.audit_trail(summit_id)
+    assert (trail[-1].action, trail[-1].details["reason"]) == ("cut", "control_lost")
+    with pytest.raises(NotPermitted, match="only a coordinator"):
+        putin = await service.authenticate(
+            (await service.invite(ru, summit_id, "Vladimir Putin", Role.PRINCIPAL, None)).token
+        )
+        await service.heartbeat(putin, summit_id)
+
+
+async def test_a_coordinator_who_leaves_is_not_a_lost_console(
+    service: Summits, clock: HandClock
+) -> None:
+    summit_id, ru, us = await seeded(service)
+    await service.act(ru, summit_id, "open_lobby", None)
+    for grant in (ru, us):
+        await service.knock(grant, summit_id)
+        await service.heartbeat(grant, summit_id)
+        await service.act(grant, summit_id, "consent", None)
+    await service.leave(ru, summit_id)
+    clock.advance(seconds=30)
+    await service.heartbeat(us, summit_id)
+    assert await service.tick() == []
+    assert (await service.get(summit_id)).phase == "public"

@@ -222,3 +222,13 @@ def test_the_documented_diagram_is_the_table() -> None:
 
     doc = (Path(__file__).parents[2] / "docs" / "architecture.md").read_text()
     assert f"```mermaid\n{mermaid()}\n```" in doc
+
+
+def test_a_silent_console_cuts_the_broadcast() -> None:
+    live = state(Phase.PUBLIC, public_since=START, public_length=timedelta(hours=1))
+    now = START + timedelta(minutes=5)
+    fresh, silent = now - timedelta(seconds=3), now - timedelta(seconds=11)
+    assert due_event(live, now, None, [fresh, fresh]) is None
+    assert due_event(live, now, None, [fresh, silent]) == Cut(reason=CutReason.CONTROL_LOST)
+    # Only a live summit is cut; in the lobby a silent console changes nothing.
+    assert due_event(state(Phase.LOBBY), now, None, [silent]) is None

@@ -95,6 +95,9 @@ class Summits:
         self.clock: Clock = clock or SystemClock()
         self._media = media
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # When each coordinator's console last reported in, per summit (in memory: a
+        # restarted server starts watching again from the next heartbeat).
+        self._control_seen: defaultdict[str, dict[str, datetime]] = defaultdict(dict)
 
     # --- creating and reading summits
 
@@ -438,6 +441,12 @@ class Summits:
 
     # --- phases
 
+    async def heartbeat(self, grant: Grant, summit_id: str) -> None:
+        """A coordinator's console reports in; while live, its silence cuts the broadcast."""
+        require_summit(grant, summit_id)
+        require_coordinator(grant)
+        self._control_seen[summit_id][grant.participant_id] = self.clock.now()
+
     async def act(
         self, grant: Grant, summit_id: str, action: str, expected_version: int | None
     ) -> SummitView:
@@ -473,7 +482,9 @@ class Summits:
             states = [(row, state_of(row, await self._sides(session, row.id))) for row in rows]
         moved = []
         for row, state in states:
-            event = phases.due_event(state, now, row.empty_since)
+            event = phases.due_event(
+                state, now, row.empty_since, self._control_seen.get(row.id, {}).values()
+            )
             if event is None:
                 continue
             try:
@@ -776,6 +787,7 @@ class Summits:
                 {"participant": person.id, "from": current.value},
                 now,
             )
+        self._control_seen[summit_id].pop(person.id, None)  # a console that left is not lost
         if current is Presence.ADMITTED and self._media is not None:
             await self._media.drop_participant(summit_id, person.id)
         self._announce_roster(summit_id, person, presence.value)

@@ -27,6 +27,7 @@ effects that the orchestrator carries out in order.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -236,15 +237,28 @@ def apply(state: SummitState, event: Event, now: datetime) -> Transition:
     return Transition(after, effects)
 
 
-def due_event(state: SummitState, now: datetime, empty_since: datetime | None) -> Event | None:
+CONTROL_TIMEOUT = timedelta(seconds=10)
+
+
+def due_event(
+    state: SummitState,
+    now: datetime,
+    empty_since: datetime | None,
+    control_seen: Iterable[datetime] = (),
+) -> Event | None:
     """The event the summit's own clock raises at `now`, if any.
 
-    `empty_since` is when the last participant left the call (None while anyone is in)."""
+    `empty_since` is when the last participant left the call (None while anyone is in);
+    `control_seen` holds when each connected coordinator's console last reported in:
+    one silent for longer than CONTROL_TIMEOUT while live cuts the broadcast."""
     if state.phase is Phase.SCHEDULED and now >= state.starts_at - state.lobby_lead:
         return OpenLobby()
-    ends_at = state.public_ends_at
-    if state.phase is Phase.PUBLIC and ends_at is not None and now >= ends_at:
-        return Cut(reason=CutReason.PLANNED_END)
+    if state.phase is Phase.PUBLIC:
+        ends_at = state.public_ends_at
+        if ends_at is not None and now >= ends_at:
+            return Cut(reason=CutReason.PLANNED_END)
+        if any(now - seen > CONTROL_TIMEOUT for seen in control_seen):
+            return Cut(reason=CutReason.CONTROL_LOST)
     if (
         state.phase is Phase.PRIVATE
         and empty_since is not None

@@ -216,6 +216,14 @@ async def act(
     return await service.act(caller, summit_id, action, body.version if body else None)
 
 
+@router.post("/summits/{summit_id}/heartbeat", status_code=204, response_class=Response)
+async def heartbeat(summit_id: str, caller: Caller, service: Service) -> Response:
+    """A coordinator's console reports in every few seconds; while the summit is live,
+    a console silent for 10 s is a lost control connection and the broadcast is cut."""
+    await service.heartbeat(caller, summit_id)
+    return Response(status_code=204)
+
+
 @router.get("/summits/{summit_id}/readouts", response_model=list[ReadoutView])
 async def readouts(summit_id: str, caller: Caller, service: Service) -> list[ReadoutView]:
     return await service.readouts(caller, summit_id)

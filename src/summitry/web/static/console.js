@@ -49,6 +49,8 @@ const ACTIONS = [
 
 const INVITE_ROLES = ["principal", "delegate", "interpreter", "observer", "coordinator"];
 
+const HEARTBEAT_MS = 3000;
+
 export class CoordinatorConsole {
   /** `app`: {api, state, setSummit(view), resync()} from the room page. */
   constructor(root, app) {
@@ -57,6 +59,12 @@ export class CoordinatorConsole {
     this.armed = null; // the action waiting for its confirming second click
     this.pending = null; // the action sent and not answered yet
     this.build();
+    // The console's heartbeat: while the summit is live, a console silent for 10 s is a
+    // lost control connection and the server cuts the broadcast.
+    this.heartbeat = setInterval(() => {
+      this.app.api.post("/heartbeat").catch(() => {});
+    }, HEARTBEAT_MS);
+    this.app.api.post("/heartbeat").catch(() => {});
   }
 
   get state() {

@@ -1,0 +1,105 @@
+"""Faults of the broadcast chain while live: the summit cuts and never broadcasts again."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+import httpx
+
+from tests.media.conftest import Room, invite
+from tests.media.peers import Publisher
+from tests.media.test_faults import janus_pid
+from tests.servers import Server, bearer, create_summit, operator, running_summitry
+
+
+async def go_live(http: httpx.AsyncClient, room: Room) -> list[Publisher]:
+    publishers = [
+        Publisher(http, room.summit.id, token) for token in (room.ru_principal, room.us_principal)
+    ]
+    for publisher in publishers:
+        assert (await publisher.publish()).status_code == 201
+    await asyncio.sleep(1.0)
+    for token in (room.summit.ru_token, room.summit.us_token):
+        await http.post(f"/api/v1/summits/{room.summit.id}/actions/consent", headers=bearer(token))
+    return publishers
+
+
+async def wait_phase(http: httpx.AsyncClient, slug: str, phase: str) -> dict[str, object]:
+    async with asyncio.timeout(15):
+        while True:
+            view: dict[str, object] = (await http.get(f"/api/v1/public/{slug}")).json()
+            if view["phase"] == phase:
+                return view
+            await asyncio.sleep(0.1)
+
+
+async def last_cut_reason(http: httpx.AsyncClient, summit_id: str) -> str:
+    trail = (await http.get(f"/api/v1/summits/{summit_id}/audit", headers=operator())).json()
+    cuts = [r for r in trail["trail"] if r["action"] == "cut"]
+    assert trail["ok"] and len(cuts) == 1
+    return str(cuts[0]["details"]["reason"])
+
+
+async def test_a_dead_packager_cuts_the_summit(
+    http: httpx.AsyncClient, room: Room, media_server: Server
+) -> None:
+    publishers = await go_live(http, room)
+    try:
+        await wait_phase(http, room.summit.slug, "public")
+        pid_file = media_server.data_dir / "broadcast" / room.summit.id / "0" / "ffmpeg.pid"
+        async with asyncio.timeout(10):
+            while not pid_file.exists():
+                await asyncio.sleep(0.1)
+        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        view = await wait_phase(http, room.summit.slug, "private")
+        assert (view["live"], view["whep"], view["streams"]) == (False, None, [])
+        assert await last_cut_reason(http, room.summit.id) == "broadcast_failure"
+        again = await http.post(
+            f"/api/v1/summits/{room.summit.id}/actions/consent",
+            headers=bearer(room.summit.ru_token),
+        )
+        assert again.status_code == 409
+    finally:
+        for publisher in publishers:
+            await publisher.close()
+
+
+async def test_janus_dying_while_live_cuts_for_good(tmp_path: Path, media_address: str) -> None:
+    with running_summitry(tmp_path, SUMMITRY_MEDIA_ADDRESS=media_address) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=15) as http:
+            summit = await create_summit(http)
+            await http.post(
+                f"/api/v1/summits/{summit.id}/actions/open_lobby", headers=bearer(summit.ru_token)
+            )
+            room = Room(
+                summit,
+                await invite(http, summit.id, summit.ru_token, "Vladimir Putin", "principal"),
+                await invite(http, summit.id, summit.us_token, "Joe Biden", "principal"),
+                await invite(http, summit.id, summit.us_token, "Press", "observer"),
+            )
+            publishers = await go_live(http, room)
+            try:
+                await wait_phase(http, summit.slug, "public")
+                os.kill(janus_pid(tmp_path), signal.SIGKILL)
+                await wait_phase(http, summit.slug, "private")
+                assert await last_cut_reason(http, summit.id) == "broadcast_failure"
+                health = (await http.get("/api/v1/health")).json()
+                assert (health["media"], health["media_generation"]) == ("up", 2)
+                refused = await http.post(
+                    f"/api/v1/summits/{summit.id}/actions/consent", headers=bearer(summit.us_token)
+                )
+                assert refused.json()["message"] == (
+                    "the summit is private; it can never broadcast again"
+                )
+                whep = await http.post(
+                    f"/api/v1/public/{summit.slug}/whep",
+                    content="v=0",
+                    headers={"Content-Type": "application/sdp"},
+                )
+                assert whep.status_code in (400, 409)
+            finally:
+                for publisher in publishers:
+                    await publisher.close(delete=False)
