@@ -10,6 +10,7 @@ import io
 import json
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,11 +49,20 @@ class Output:
             self.tones[phase] += count
 
 
+def decoded(container: av.container.InputContainer) -> Iterator[av.frame.Frame]:
+    """Every frame a player would show: a packet that does not decode is skipped."""
+    for packet in container.demux():
+        try:
+            yield from packet.decode()
+        except av.error.InvalidDataError:
+            continue
+
+
 def decode_file(output: Output, side: int, data: bytes) -> None:
     container = av.open(io.BytesIO(data))
     audio: list[np.ndarray] = []
     rate = 48_000
-    for frame in container.decode():
+    for frame in decoded(container):
         if isinstance(frame, av.VideoFrame):
             output.stamps[side].append(read_stamp(frame.to_ndarray(format="rgb24")))
         elif isinstance(frame, av.AudioFrame):

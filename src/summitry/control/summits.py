@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 import secrets
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -498,6 +499,7 @@ class Summits:
         self, summit_id: str, event: phases.Event, actor: str, expected_version: int | None
     ) -> SummitView:
         now = self.clock.now()
+        started = time.perf_counter()
         async with self._command(summit_id) as session:
             row = await self._summit(session, summit_id)
             if expected_version is not None and expected_version != row.version:
@@ -534,9 +536,18 @@ class Summits:
                 },
                 now,
             )
+        persisted = time.perf_counter()
         for effect in transition.effects:
             if self._media is not None:
                 await self._media.carry_out(summit_id, effect)
+        log.info(
+            "summit %s: %s -> %s (persisted in %.1f ms, effects in %.1f ms)",
+            summit_id,
+            before,
+            row.phase,
+            (persisted - started) * 1000,
+            (time.perf_counter() - persisted) * 1000,
+        )
         view = self._view(row, sides, None)
         self.hub.announce(
             summit_id,

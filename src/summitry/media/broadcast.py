@@ -438,6 +438,8 @@ class BroadcastChain:
                 packager_audio,
                 functools.partial(self._packager_died, broadcast.summit_id),
             )
+        if self._live.get(broadcast.summit_id) is not broadcast:
+            return  # cut while the packager started: nothing more goes on air
         slot.feed_id = publisher.feed_id
         slot.forwards = await self.rooms.forward(
             broadcast.summit_id,
@@ -449,6 +451,9 @@ class BroadcastChain:
                 {"mid": audio_mid, "port": packager_audio, "pt": AUDIO_PT},
             ],
         )
+        if self._live.get(broadcast.summit_id) is not broadcast:
+            await self._unforward(broadcast.summit_id, slot)  # the cut came meanwhile
+            return
         log.info(
             "side %s on air: feed %s (%s), forwards %s",
             slot.position,
@@ -473,18 +478,19 @@ class BroadcastChain:
         """The cut: every forward stops before this returns (nothing of the room reaches
         the chain after it). The outputs are finished in the background, so the
         participants hear of the cut at once."""
-        async with self._lock:
-            broadcast = self._live.pop(summit_id, None)
-            if broadcast is None:
-                # Not ours (a previous process went live): close the chokepoint anyway.
-                await self.rooms.stop_all_forwards(summit_id)
-                return
-            await asyncio.gather(*(self._unforward(summit_id, slot) for slot in broadcast.slots))
-            log.info("broadcast of %s cut: forwards stopped", summit_id)
-            # Belt and braces: whatever Janus still forwards for this room stops too.
-            leftover = await self.rooms.stop_all_forwards(summit_id)
-            if leftover:
-                log.error("stopped %d forwards of %s nobody had recorded", leftover, summit_id)
+        # No lock: the cut never waits for a packager that is starting. Whatever goes on
+        # air meanwhile finds the summit no longer live and takes itself off again.
+        broadcast = self._live.pop(summit_id, None)
+        if broadcast is None:
+            # Not ours (a previous process went live): close the chokepoint anyway.
+            await self.rooms.stop_all_forwards(summit_id)
+            return
+        await asyncio.gather(*(self._unforward(summit_id, slot) for slot in broadcast.slots))
+        log.info("broadcast of %s cut: forwards stopped", summit_id)
+        # Belt and braces: whatever Janus still forwards for this room stops too.
+        leftover = await self.rooms.stop_all_forwards(summit_id)
+        if leftover:
+            log.error("stopped %d forwards of %s nobody had recorded", leftover, summit_id)
         task = asyncio.create_task(self._finish(broadcast))
         self._finishing.add(task)
         task.add_done_callback(self._finishing.discard)
