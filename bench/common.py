@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright  # noqa: E402
-from tests.servers import Server, running_summitry  # noqa: E402
+from tests.servers import Seeded, Server, running_summitry  # noqa: E402
 
 MEDIA_ADDRESS = "198.18.0.1"
 CHROMIUM_FLAGS = [
@@ -121,8 +121,9 @@ def report(line: dict[str, Any], headline: str) -> None:
     print(json.dumps(line))
 
 
-async def summit_with_two_principals(server: Server) -> tuple[str, str, str]:
-    """A summit in its lobby with an admitted principal on each side: (id, ru, us)."""
+async def summit_with_two_principals(server: Server) -> tuple[Seeded, str, str]:
+    """A summit in its lobby with an admitted principal on each side:
+    (the summit with its coordinators' grants, Russia's principal, the US principal)."""
     import httpx
     from tests.media.conftest import invite
     from tests.servers import bearer, create_summit
@@ -135,4 +136,4 @@ async def summit_with_two_principals(server: Server) -> tuple[str, str, str]:
         opened.raise_for_status()
         ru = await invite(http, summit.id, summit.ru_token, "Vladimir Putin", "principal")
         us = await invite(http, summit.id, summit.us_token, "Joe Biden", "principal")
-    return summit.id, ru, us
+    return summit, ru, us

@@ -24,7 +24,8 @@ JOIN_SPACING = 1.5
 
 async def main() -> None:
     async with summitry() as server, chromium() as browser:
-        summit_id, ru, us = await summit_with_two_principals(server)
+        summit, ru, us = await summit_with_two_principals(server)
+        summit_id = summit.id
         _, publisher = await bench_page(browser, f"{server.url}/api/v1/health")
         _, viewer = await bench_page(browser, f"{server.url}/api/v1/health")
         await publisher.evaluate(

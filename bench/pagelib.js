@@ -174,7 +174,44 @@
     };
   }
 
+  // A public viewer over WHEP: the first side's picture (the mountpoint carries a video
+  // and an audio stream per side).
+  async function whep(url) {
+    const pc = new RTCPeerConnection();
+    for (let side = 0; side < 2; side += 1) {
+      pc.addTransceiver("video", { direction: "recvonly" });
+      pc.addTransceiver("audio", { direction: "recvonly" });
+    }
+    const first = new Promise((resolve) => {
+      pc.ontrack = (e) => { if (e.transceiver === pc.getTransceivers()[0]) resolve(new MediaStream([e.track])); };
+    });
+    await pc.setLocalDescription(await pc.createOffer());
+    await gathered(pc);
+    const response = await fetch(url, {
+      method: "POST", body: pc.localDescription.sdp, headers: { "Content-Type": "application/sdp" },
+    });
+    if (response.status !== 201) throw new Error(`WHEP ${response.status}: ${await response.text()}`);
+    await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
+    return video(await first);
+  }
+
+  // A public viewer over HLS with hls.js, tuned as measured in MEDIA-NOTES.md.
+  function hls(url) {
+    const element = document.createElement("video");
+    element.muted = true;
+    document.body.appendChild(element);
+    const player = new Hls({
+      liveSyncDuration: 1.0, liveMaxLatencyDuration: 6, maxLiveSyncPlaybackRate: 1.5,
+      enableWorker: false,
+    });
+    player.loadSource(url);
+    player.attachMedia(element);
+    player.on(Hls.Events.MANIFEST_PARSED, () => element.play());
+    return element;
+  }
+
   window.bench = {
+    whep, hls,
     stampedStream, video, directCall, directOffer, directAnswer, publish, subscribe, latencies,
   };
 })();
