@@ -30,11 +30,15 @@ from summitry.media.supervisor import (
 )
 from summitry.store.database import make_engine, migrate, sessions
 from summitry.web import api, errors, media, pages, public
-from summitry.web.limits import BodyLimit
+from summitry.web.limits import BodyLimit, RateLimit
 
 log = logging.getLogger(__name__)
 
 BODY_LIMIT = 64 * 1024
+# What anyone may call: a viewer's player polls a playlist and fetches segments a few
+# times a second; bursts cover a page load.
+PUBLIC_PREFIXES = ("/api/v1/public/", "/s/")
+PUBLIC_RATE, PUBLIC_BURST = 20.0, 60
 TICK_SECONDS = 1.0
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -167,5 +171,6 @@ def create_app(config: Config, clock: Clock | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.mount("/static", pages.static_files, name="static")
     app.add_middleware(BodyLimit, limit=BODY_LIMIT)
+    app.add_middleware(RateLimit, prefixes=PUBLIC_PREFIXES, rate=PUBLIC_RATE, burst=PUBLIC_BURST)
     app.add_middleware(SecurityHeaders)
     return app
