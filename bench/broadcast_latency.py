@@ -12,9 +12,9 @@ from common import (
     bench_page,
     chromium,
     in_namespace,
+    publishing,
     report,
     summary,
-    summit_with_two_principals,
     summitry,
 )
 from tests.servers import bearer
@@ -28,18 +28,10 @@ async def main() -> None:
     if not HLS_JS.exists():
         raise SystemExit("hls.js is missing: run the README's set-up (scripts/assets.sh)")
     async with summitry() as server, chromium() as browser:
-        summit, ru, us = await summit_with_two_principals(server)
+        summit, us, _ = await publishing(browser, server)
         summit_id = summit.id
-        _, publisher = await bench_page(browser, f"{server.url}/api/v1/health")
-        _, participant = await bench_page(browser, f"{server.url}/api/v1/health")
-        _, whep_viewer = await bench_page(browser, f"{server.url}/api/v1/health")
-        _, hls_viewer = await bench_page(browser, f"{server.url}/api/v1/health")
+        participant, whep_viewer, hls_viewer = [await bench_page(browser, server) for _ in range(3)]
         await hls_viewer.add_script_tag(path=str(HLS_JS))
-        await publisher.evaluate(
-            "async ([s, t]) => { window.source = bench.stampedStream(); "
-            "window.published = await bench.publish(s, t, window.source); }",
-            [summit_id, ru],
-        )
         await asyncio.sleep(1.0)
         async with httpx.AsyncClient(base_url=server.url, timeout=15) as http:
             for token in (summit.ru_token, summit.us_token):

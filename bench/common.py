@@ -18,7 +18,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright  # noqa: E402
+import httpx  # noqa: E402
+from playwright.async_api import Browser, Page, async_playwright  # noqa: E402
+from tests.media.conftest import summit_in_lobby  # noqa: E402
 from tests.servers import Seeded, Server, running_summitry  # noqa: E402
 
 MEDIA_ADDRESS = "198.18.0.1"
@@ -96,13 +98,26 @@ async def chromium() -> AsyncIterator[Browser]:
             await browser.close()
 
 
-async def bench_page(browser: Browser, url: str) -> tuple[BrowserContext, Page]:
-    """A page on summitry's origin with the benchmark's in-page helpers loaded."""
+async def bench_page(browser: Browser, server: Server) -> Page:
+    """A page of its own on summitry's origin with the benchmark's in-page helpers."""
     context = await browser.new_context(bypass_csp=True)
     page = await context.new_page()
-    await page.goto(url)
+    await page.goto(f"{server.url}/api/v1/health")
     await page.add_script_tag(path=str(PAGE_LIBRARY))
-    return context, page
+    return page
+
+
+async def publishing(browser: Browser, server: Server) -> tuple[Seeded, str, Page]:
+    """A summit whose Russian principal publishes stamped frames from a page: (the
+    summit, the US principal's grant, the publisher's page)."""
+    summit, ru, us = await summit_with_two_principals(server)
+    publisher = await bench_page(browser, server)
+    await publisher.evaluate(
+        "async ([s, t]) => { window.source = bench.stampedStream(); "
+        "window.published = await bench.publish(s, t, window.source); }",
+        [summit.id, ru],
+    )
+    return summit, us, publisher
 
 
 def summary(values: Sequence[float]) -> dict[str, float]:
@@ -124,16 +139,6 @@ def report(line: dict[str, Any], headline: str) -> None:
 async def summit_with_two_principals(server: Server) -> tuple[Seeded, str, str]:
     """A summit in its lobby with an admitted principal on each side:
     (the summit with its coordinators' grants, Russia's principal, the US principal)."""
-    import httpx
-    from tests.media.conftest import invite
-    from tests.servers import bearer, create_summit
-
     async with httpx.AsyncClient(base_url=server.url, timeout=15) as http:
-        summit = await create_summit(http)
-        opened = await http.post(
-            f"/api/v1/summits/{summit.id}/actions/open_lobby", headers=bearer(summit.ru_token)
-        )
-        opened.raise_for_status()
-        ru = await invite(http, summit.id, summit.ru_token, "Vladimir Putin", "principal")
-        us = await invite(http, summit.id, summit.us_token, "Joe Biden", "principal")
-    return summit, ru, us
+        room = await summit_in_lobby(http)
+    return room.summit, room.ru_principal, room.us_principal

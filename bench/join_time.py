@@ -10,9 +10,9 @@ from common import (
     bench_page,
     chromium,
     in_namespace,
+    publishing,
     report,
     summary,
-    summit_with_two_principals,
     summitry,
 )
 
@@ -24,15 +24,9 @@ JOIN_SPACING = 1.5
 
 async def main() -> None:
     async with summitry() as server, chromium() as browser:
-        summit, ru, us = await summit_with_two_principals(server)
+        summit, us, _ = await publishing(browser, server)
         summit_id = summit.id
-        _, publisher = await bench_page(browser, f"{server.url}/api/v1/health")
-        _, viewer = await bench_page(browser, f"{server.url}/api/v1/health")
-        await publisher.evaluate(
-            "async ([s, t]) => { window.source = bench.stampedStream(); "
-            "window.published = await bench.publish(s, t, window.source); }",
-            [summit_id, ru],
-        )
+        viewer = await bench_page(browser, server)
         await viewer.evaluate("() => { window.source = bench.stampedStream(); }")
         await asyncio.sleep(1.0)  # the publisher's feed is up in Janus
         direct: list[float] = []

@@ -11,9 +11,9 @@ from common import (
     bench_page,
     chromium,
     in_namespace,
+    publishing,
     report,
     summary,
-    summit_with_two_principals,
     summitry,
 )
 
@@ -22,15 +22,9 @@ SECONDS = 10
 
 async def main() -> None:
     async with summitry() as server, chromium() as browser:
-        summit, ru, us = await summit_with_two_principals(server)
+        summit, us, publisher = await publishing(browser, server)
         summit_id = summit.id
-        _, publisher = await bench_page(browser, f"{server.url}/api/v1/health")
-        _, viewer = await bench_page(browser, f"{server.url}/api/v1/health")
-        await publisher.evaluate(
-            "async ([s, t]) => { window.source = bench.stampedStream(); "
-            "window.published = await bench.publish(s, t, window.source); }",
-            [summit_id, ru],
-        )
+        viewer = await bench_page(browser, server)
         offer = await publisher.evaluate("() => bench.directOffer(window.source)")
         answer = await viewer.evaluate("(offer) => bench.directAnswer(offer)", offer)
         await publisher.evaluate(

@@ -20,10 +20,10 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCPeerConnection
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from common import MEDIA_ADDRESS, in_namespace, report, summit_with_two_principals, summitry
-from tests.media.peers import Publisher, gather_only_on
+from tests.media.peers import Publisher, gather_only_on, watch_broadcast
 from tests.media.test_faults import janus_pid
 from tests.servers import bearer
 
@@ -49,15 +49,7 @@ def cpu_seconds(pid: int) -> float:
 
 async def add_viewer(http: httpx.AsyncClient, url: str) -> tuple[RTCPeerConnection, int]:
     viewer = RTCPeerConnection()
-    for _ in range(2):
-        viewer.addTransceiver("video", direction="recvonly")
-        viewer.addTransceiver("audio", direction="recvonly")
-    await viewer.setLocalDescription(await viewer.createOffer())
-    answer = await http.post(
-        url, content=viewer.localDescription.sdp, headers={"Content-Type": "application/sdp"}
-    )
-    answer.raise_for_status()
-    await viewer.setRemoteDescription(RTCSessionDescription(answer.text, "answer"))
+    (await watch_broadcast(http, url, viewer)).raise_for_status()
     return viewer, id(viewer.getTransceivers()[0].receiver)
 
 

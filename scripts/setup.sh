@@ -57,7 +57,9 @@ ensure_venv() {
 
 setup_base() {
     ensure_apt ca-certificates
+    command -v npm >/dev/null 2>&1 || ensure_apt nodejs npm
     ensure_venv
+    bash "$REPO_ROOT/scripts/assets.sh"
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then

@@ -71,7 +71,12 @@ async def invite(
 
 @pytest.fixture
 async def room(http: httpx.AsyncClient) -> Room:
-    """A summit in its lobby: both coordinators in, a principal per side admitted."""
+    return await summit_in_lobby(http)
+
+
+async def summit_in_lobby(http: httpx.AsyncClient) -> Room:
+    """A summit in its lobby: both coordinators in, a principal per side and an observer
+    admitted."""
     summit = await create_summit(http)
     opened = await http.post(
         f"/api/v1/summits/{summit.id}/actions/open_lobby", headers=bearer(summit.ru_token)

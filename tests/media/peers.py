@@ -50,6 +50,9 @@ class Tone(MediaStreamTrack):
         self.sent = 0
         self._start: float | None = None
 
+    def frequency(self) -> float:
+        return self.hertz
+
     async def recv(self) -> AudioFrame:
         loop = asyncio.get_running_loop()
         if self._start is None:
@@ -58,7 +61,7 @@ class Tone(MediaStreamTrack):
         if wait > 0:
             await asyncio.sleep(wait)
         t = (np.arange(SAMPLES) + self.sent) / SAMPLE_RATE
-        samples = (np.sin(2 * math.pi * self.hertz * t) * 8000).astype(np.int16)
+        samples = (np.sin(2 * math.pi * self.frequency() * t) * 8000).astype(np.int16)
         frame = AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = SAMPLE_RATE
         frame.pts = self.sent
@@ -142,6 +145,22 @@ def frames_of(pc: RTCPeerConnection) -> Counter[str]:
         readers.append(asyncio.create_task(read(track)))
 
     return frames
+
+
+async def watch_broadcast(
+    http: httpx.AsyncClient, url: str, viewer: RTCPeerConnection
+) -> httpx.Response:
+    """A public WHEP viewer: a video and an audio stream for each of the two sides."""
+    for _ in range(2):
+        viewer.addTransceiver("video", direction="recvonly")
+        viewer.addTransceiver("audio", direction="recvonly")
+    await viewer.setLocalDescription(await viewer.createOffer())
+    response = await http.post(
+        url, content=viewer.localDescription.sdp, headers={"Content-Type": "application/sdp"}
+    )
+    if response.status_code == 201:
+        await viewer.setRemoteDescription(RTCSessionDescription(response.text, "answer"))
+    return response
 
 
 class Subscriber:

@@ -7,20 +7,18 @@ whatever reached a public output can be read back and judged."""
 
 from __future__ import annotations
 
-import asyncio
-import fractions
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from aiortc import MediaStreamTrack, VideoStreamTrack
+from aiortc import VideoStreamTrack
 from av import AudioFrame, VideoFrame
+
+from tests.media.peers import Tone
 
 WIDTH, HEIGHT, CELL, BITS = 320, 240, 20, 16
 PUBLIC, PRIVATE = "public", "private"
 COLOURS = {PUBLIC: (30, 170, 60), PRIVATE: (200, 30, 30)}
 TONES = {PUBLIC: 440.0, PRIVATE: 1000.0}
-SAMPLE_RATE, SAMPLES = 48_000, 960
 
 
 @dataclass
@@ -70,30 +68,15 @@ class StampedPicture(VideoStreamTrack):
         return frame
 
 
-class PhaseTone(MediaStreamTrack):
-    kind = "audio"
+class PhaseTone(Tone):
+    """The tone of the phase the publisher believes it is in."""
 
     def __init__(self, flag: PhaseFlag) -> None:
         super().__init__()
         self.flag = flag
-        self.sent = 0
-        self._start: float | None = None
 
-    async def recv(self) -> AudioFrame:
-        loop = asyncio.get_running_loop()
-        if self._start is None:
-            self._start = loop.time()
-        wait = self._start + self.sent / SAMPLE_RATE - loop.time()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        t = (np.arange(SAMPLES) + self.sent) / SAMPLE_RATE
-        tone = TONES[self.flag.phase]
-        samples = (np.sin(2 * math.pi * tone * t) * 9000).astype(np.int16)
-        frame = AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate, frame.pts = SAMPLE_RATE, self.sent
-        frame.time_base = fractions.Fraction(1, SAMPLE_RATE)
-        self.sent += SAMPLES
-        return frame
+    def frequency(self) -> float:
+        return TONES[self.flag.phase]
 
 
 def tones_in(samples: np.ndarray, rate: int) -> dict[str, int]:

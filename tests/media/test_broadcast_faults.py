@@ -9,10 +9,10 @@ from pathlib import Path
 
 import httpx
 
-from tests.media.conftest import Room, invite
+from tests.media.conftest import Room, summit_in_lobby
 from tests.media.peers import Publisher
 from tests.media.test_faults import janus_pid
-from tests.servers import Server, bearer, create_summit, operator, running_summitry
+from tests.servers import Server, bearer, operator, running_summitry
 
 
 async def go_live(http: httpx.AsyncClient, room: Room) -> list[Publisher]:
@@ -70,16 +70,8 @@ async def test_a_dead_packager_cuts_the_summit(
 async def test_janus_dying_while_live_cuts_for_good(tmp_path: Path, media_address: str) -> None:
     with running_summitry(tmp_path, SUMMITRY_MEDIA_ADDRESS=media_address) as server:
         async with httpx.AsyncClient(base_url=server.url, timeout=15) as http:
-            summit = await create_summit(http)
-            await http.post(
-                f"/api/v1/summits/{summit.id}/actions/open_lobby", headers=bearer(summit.ru_token)
-            )
-            room = Room(
-                summit,
-                await invite(http, summit.id, summit.ru_token, "Vladimir Putin", "principal"),
-                await invite(http, summit.id, summit.us_token, "Joe Biden", "principal"),
-                await invite(http, summit.id, summit.us_token, "Press", "observer"),
-            )
+            room = await summit_in_lobby(http)
+            summit = room.summit
             publishers = await go_live(http, room)
             try:
                 await wait_phase(http, summit.slug, "public")

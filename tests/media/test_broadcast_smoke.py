@@ -7,10 +7,10 @@ import asyncio
 import hashlib
 
 import httpx
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCPeerConnection
 
 from tests.media.conftest import Room
-from tests.media.peers import Publisher, Subscriber, frames_of
+from tests.media.peers import Publisher, Subscriber, frames_of, watch_broadcast
 from tests.media.test_room import wait_feeds
 from tests.servers import bearer
 
@@ -31,18 +31,9 @@ async def test_live_then_cut(http: httpx.AsyncClient, room: Room) -> None:
         assert public["live"] and public["whep"] == f"/api/v1/public/{slug}/whep"
         assert [s["side"] for s in public["streams"]] == ["Russian Federation", "United States"]
 
-        for _ in range(2):
-            viewer.addTransceiver("video", direction="recvonly")
-            viewer.addTransceiver("audio", direction="recvonly")
         counts = frames_of(viewer)
-        await viewer.setLocalDescription(await viewer.createOffer())
-        answer = await http.post(
-            public["whep"],
-            content=viewer.localDescription.sdp,
-            headers={"Content-Type": "application/sdp"},
-        )
+        answer = await watch_broadcast(http, public["whep"], viewer)
         assert answer.status_code == 201, answer.text
-        await viewer.setRemoteDescription(RTCSessionDescription(answer.text, "answer"))
         async with asyncio.timeout(10):
             while counts["video"] < 60:
                 await asyncio.sleep(0.1)

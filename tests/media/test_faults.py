@@ -14,10 +14,10 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
-from tests.media.conftest import invite
+from tests.media.conftest import summit_in_lobby
 from tests.media.peers import Publisher, Subscriber
 from tests.media.test_room import wait_feeds
-from tests.servers import bearer, create_summit, launch, running_summitry, stop
+from tests.servers import bearer, launch, running_summitry, stop
 
 
 def janus_pid(data_dir: Path) -> int:
@@ -48,14 +48,8 @@ async def test_janus_killed_mid_call_comes_back_with_media(
 ) -> None:
     with running_summitry(tmp_path, SUMMITRY_MEDIA_ADDRESS=media_address) as server:
         async with httpx.AsyncClient(base_url=server.url, timeout=15) as http:
-            summit = await create_summit(http)
-            await http.post(
-                f"/api/v1/summits/{summit.id}/actions/open_lobby", headers=bearer(summit.ru_token)
-            )
-            putin_token = await invite(
-                http, summit.id, summit.ru_token, "Vladimir Putin", "principal"
-            )
-            biden_token = await invite(http, summit.id, summit.us_token, "Joe Biden", "principal")
+            room = await summit_in_lobby(http)
+            summit, putin_token, biden_token = room.summit, room.ru_principal, room.us_principal
             putin = Publisher(http, summit.id, putin_token)
             biden = Subscriber(http, summit.id, biden_token)
             async with http.stream(
@@ -106,14 +100,8 @@ async def test_summitry_crash_mid_call_keeps_media_and_data(
     server = launch(tmp_path, port, env)
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=15) as http:
-            summit = await create_summit(http)
-            await http.post(
-                f"/api/v1/summits/{summit.id}/actions/open_lobby", headers=bearer(summit.ru_token)
-            )
-            putin_token = await invite(
-                http, summit.id, summit.ru_token, "Vladimir Putin", "principal"
-            )
-            biden_token = await invite(http, summit.id, summit.us_token, "Joe Biden", "principal")
+            room = await summit_in_lobby(http)
+            summit, putin_token, biden_token = room.summit, room.ru_principal, room.us_principal
             putin = Publisher(http, summit.id, putin_token)
             biden = Subscriber(http, summit.id, biden_token)
             try:
@@ -138,8 +126,9 @@ async def test_summitry_crash_mid_call_keeps_media_and_data(
                     )
                 ).json()
                 assert {p["name"]: p["presence"] for p in roster} == {
-                    "Yuri Ushakov": "invited",
-                    "Jake Sullivan": "invited",
+                    "Yuri Ushakov": "admitted",
+                    "Jake Sullivan": "admitted",
+                    "Press Pool": "admitted",
                     "Vladimir Putin": "admitted",
                     "Joe Biden": "admitted",
                 }

@@ -17,10 +17,10 @@ from typing import Any
 import av
 import httpx
 import numpy as np
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc import MediaStreamTrack, RTCPeerConnection
 
 from tests.media.conftest import Room
-from tests.media.peers import Publisher
+from tests.media.peers import Publisher, watch_broadcast
 from tests.media.stamps import (
     PRIVATE,
     PUBLIC,
@@ -92,9 +92,6 @@ async def watch_whep(
     http: httpx.AsyncClient, url: str, output: Output, stop: asyncio.Event
 ) -> None:
     viewer = RTCPeerConnection()
-    for _ in range(2):
-        viewer.addTransceiver("video", direction="recvonly")
-        viewer.addTransceiver("audio", direction="recvonly")
     readers: list[asyncio.Task[None]] = []
     audio: dict[int, list[np.ndarray]] = defaultdict(list)
 
@@ -116,12 +113,8 @@ async def watch_whep(
         )
         readers.append(asyncio.create_task(read(track, side)))
 
-    await viewer.setLocalDescription(await viewer.createOffer())
-    answer = await http.post(
-        url, content=viewer.localDescription.sdp, headers={"Content-Type": "application/sdp"}
-    )
+    answer = await watch_broadcast(http, url, viewer)
     assert answer.status_code == 201, answer.text
-    await viewer.setRemoteDescription(RTCSessionDescription(answer.text, "answer"))
     await stop.wait()
     await viewer.close()
     for reader in readers:

@@ -37,9 +37,9 @@ from pathlib import Path
 from typing import Any
 
 from summitry.control.media import RecordingFile
-from summitry.domain.errors import BadDescription, IllegalTransition, MediaUnavailable, NotFound
+from summitry.domain.errors import IllegalTransition, MediaUnavailable, NotFound
 from summitry.media.janus import Handle, JanusError, JanusUnavailable
-from summitry.media.rooms import JanusRooms, PublisherResource
+from summitry.media.rooms import JanusRooms, PublisherResource, answer_offer
 
 log = logging.getLogger(__name__)
 
@@ -513,6 +513,7 @@ class BroadcastChain:
         await asyncio.gather(*(slot.packager.finish() for slot in packagers if slot.packager))
         recordings = [await asyncio.to_thread(self._seal, broadcast, slot) for slot in packagers]
         log.info("recordings of %s sealed", broadcast.summit_id)
+        self.rooms.announce(broadcast.summit_id, {"type": "recordings"})
         return recordings
 
     async def close(self) -> None:
@@ -590,20 +591,15 @@ class BroadcastChain:
             raise IllegalTransition("the summit is not broadcasting now")
         try:
             handle = await self.rooms.session.attach(STREAMING)
-            _, jsep = await handle.message(
-                {"request": "watch", "id": broadcast.mountpoint}, {"type": "offer", "sdp": offer}
-            )
-        except JanusError as error:
-            raise BadDescription(f"the media server refused the offer: {error.reason}") from error
         except JanusUnavailable as error:
             raise MediaUnavailable("the media server did not answer") from error
-        if jsep is None or jsep.get("type") != "answer":
-            await handle.detach()
-            raise BadDescription("the media server did not answer the offer")
+        _, answer = await answer_offer(
+            handle, {"request": "watch", "id": broadcast.mountpoint}, offer
+        )
         await handle.trickle_completed()
         resource_id = secrets.token_urlsafe(12)
         self._viewers[resource_id] = Viewer(summit_id, handle)
-        return resource_id, str(jsep["sdp"])
+        return resource_id, answer
 
     def viewer_summit(self, resource_id: str) -> str:
         viewer = self._viewers.get(resource_id)

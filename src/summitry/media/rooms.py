@@ -26,7 +26,7 @@ from summitry.domain.sdp import has_candidates
 
 if TYPE_CHECKING:
     from summitry.media.broadcast import BroadcastChain
-from summitry.media.janus import Handle, Janus, JanusError, JanusUnavailable, Session
+from summitry.media.janus import JSON, Handle, Janus, JanusError, JanusUnavailable, Session
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,22 @@ def write_private(path: Path, text: str) -> None:
     temporary.write_text(text)
     temporary.chmod(0o600)
     temporary.replace(path)
+
+
+async def answer_offer(handle: Handle, body: dict[str, Any], offer: str) -> tuple[JSON, str]:
+    """Sends a client's offer along with `body`: the event's data and Janus's answer.
+    When Janus refuses, the handle is let go and the error says why."""
+    try:
+        data, jsep = await handle.message(body, {"type": "offer", "sdp": offer})
+    except JanusError as error:
+        await handle.detach()
+        raise BadDescription(f"the media server refused the offer: {error.reason}") from error
+    except JanusUnavailable as error:
+        raise MediaUnavailable("the media server did not answer") from error
+    if jsep is None or jsep.get("type") != "answer":
+        await handle.detach()
+        raise BadDescription("the media server did not answer the offer")
+    return data, str(jsep["sdp"])
 
 
 def first_mids(streams: list[dict[str, Any]]) -> dict[str, str]:
@@ -242,6 +258,9 @@ class JanusRooms:
             await self._janus.close()
         self._session = self._control = self._janus = None
 
+    def announce(self, summit_id: str, event: dict[str, Any]) -> None:
+        self._announce(summit_id, event)
+
     @property
     def admin_key(self) -> str:
         return self._admin_key
@@ -395,18 +414,14 @@ class JanusRooms:
                     "display": publisher.name,
                 }
             )
-            published, jsep = await handle.message(
-                {"request": "publish", "audio": True, "video": True},
-                {"type": "offer", "sdp": offer},
-            )
         except JanusError as error:
             await handle.detach()
-            raise BadDescription(f"the media server refused the offer: {error.reason}") from error
+            raise IllegalTransition(f"the room refused to let you in: {error.reason}") from error
         except JanusUnavailable as error:
             raise MediaUnavailable("the media server did not answer") from error
-        if jsep is None or jsep.get("type") != "answer":
-            await handle.detach()
-            raise BadDescription("the media server did not answer the offer")
+        published, answer = await answer_offer(
+            handle, {"request": "publish", "audio": True, "video": True}, offer
+        )
         if has_candidates(offer):
             await handle.trickle_completed()
         resource = PublisherResource(
@@ -420,7 +435,7 @@ class JanusRooms:
         resource.watcher = asyncio.create_task(self._watch_publisher(resource))
         self._publishers[resource.id] = resource
         await self._save()
-        return Published(resource.id, str(jsep["sdp"]))
+        return Published(resource.id, answer)
 
     async def trickle(
         self, resource_id: str, candidates: list[dict[str, object]], completed: bool

@@ -35,10 +35,10 @@ from summitry.web.limits import BodyLimit, RateLimit
 log = logging.getLogger(__name__)
 
 BODY_LIMIT = 64 * 1024
-# What anyone may call: a viewer's player polls a playlist and fetches segments a few
-# times a second; bursts cover a page load.
+# What anyone may call: a viewer's player polls two playlists and fetches segments, 4-8
+# requests a second, and several viewers may share an address; bursts cover a page load.
 PUBLIC_PREFIXES = ("/api/v1/public/", "/s/")
-PUBLIC_RATE, PUBLIC_BURST = 20.0, 60
+PUBLIC_RATE, PUBLIC_BURST = 50.0, 100
 TICK_SECONDS = 1.0
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),

@@ -15,6 +15,8 @@ from summitry.control.events import EventHub
 from summitry.control.views import SummitView
 
 KEEPALIVE_SECONDS = 15.0
+# What the public stream passes on, and of each event only these keys.
+PUBLIC_EVENTS = {"phase", "readout", "recordings"}
 PUBLIC_KEYS = {"type", "phase"}
 
 
@@ -49,7 +51,7 @@ def stream(
                     yield b": keep-alive\n\n"
                     continue
                 if public:
-                    if event["type"] != "phase":
+                    if event["type"] not in PUBLIC_EVENTS:
                         continue
                     event = {key: value for key, value in event.items() if key in PUBLIC_KEYS}
                 yield encode(event)
