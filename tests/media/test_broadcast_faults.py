@@ -8,9 +8,10 @@ import signal
 from pathlib import Path
 
 import httpx
+from aiortc import RTCPeerConnection
 
 from tests.media.conftest import Room, summit_in_lobby
-from tests.media.peers import Publisher
+from tests.media.peers import MovingPicture, Publisher, Tone, auth
 from tests.media.test_faults import janus_pid
 from tests.servers import Server, bearer, operator, running_summitry
 
@@ -95,3 +96,59 @@ async def test_janus_dying_while_live_cuts_for_good(tmp_path: Path, media_addres
             finally:
                 for publisher in publishers:
                     await publisher.close(delete=False)
+
+
+async def test_refused_cuts_change_nothing_and_viewers_cannot_publish(
+    http: httpx.AsyncClient, room: Room
+) -> None:
+    publishers = await go_live(http, room)
+    viewer = RTCPeerConnection()
+    try:
+        live = await wait_phase(http, room.summit.slug, "public")
+        base = f"/api/v1/summits/{room.summit.id}/actions/cut"
+        summit_now = (
+            await http.get(
+                f"/api/v1/summits/{room.summit.id}", headers=bearer(room.summit.ru_token)
+            )
+        ).json()
+        stale = await http.post(
+            base, json={"version": summit_now["version"] - 1}, headers=bearer(room.summit.ru_token)
+        )
+        assert (stale.status_code, stale.json()["error"]) == (409, "stale_version")
+        by_principal = await http.post(base, headers=bearer(room.ru_principal))
+        assert by_principal.status_code == 403
+        stranger = await summit_in_lobby(http)
+        by_stranger = await http.post(base, headers=bearer(stranger.summit.ru_token))
+        assert (by_stranger.status_code, by_stranger.json()["message"]) == (
+            403,
+            "your invitation is for another summit",
+        )
+        assert (await http.get(f"/api/v1/public/{room.summit.slug}")).json()["live"]
+
+        # A viewer that offers to send: Janus only ever sends to it, and the room does
+        # not gain a publisher.
+        viewer.addTrack(MovingPicture())
+        viewer.addTrack(Tone())
+        await viewer.setLocalDescription(await viewer.createOffer())
+        answer = await http.post(
+            str(live["whep"]),
+            content=viewer.localDescription.sdp,
+            headers={"Content-Type": "application/sdp"},
+        )
+        assert answer.status_code == 201
+        directions = [
+            line
+            for line in answer.text.splitlines()
+            if line.strip() in ("a=sendrecv", "a=recvonly", "a=sendonly", "a=inactive")
+        ]
+        assert directions and all(d.strip() in ("a=sendonly", "a=inactive") for d in directions), (
+            directions
+        )
+        feeds = (
+            await http.get(f"/api/v1/summits/{room.summit.id}/feeds", headers=auth(room.observer))
+        ).json()
+        assert sorted(f["name"] for f in feeds) == ["Joe Biden", "Vladimir Putin"]
+    finally:
+        await viewer.close()
+        for publisher in publishers:
+            await publisher.close()
