@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 from aiortc import RTCPeerConnection
 
-from tests.media.conftest import Room, summit_in_lobby
+from tests.media.conftest import Room, invite, summit_in_lobby
 from tests.media.peers import MovingPicture, Publisher, Tone, auth
 from tests.media.test_faults import janus_pid
 from tests.servers import Server, bearer, operator, running_summitry
@@ -150,5 +150,61 @@ async def test_refused_cuts_change_nothing_and_viewers_cannot_publish(
         assert sorted(f["name"] for f in feeds) == ["Joe Biden", "Vladimir Putin"]
     finally:
         await viewer.close()
+        for publisher in publishers:
+            await publisher.close()
+
+
+async def test_coordinators_choose_who_is_on_air(http: httpx.AsyncClient, room: Room) -> None:
+    sid = room.summit.id
+    lavrov_token = await invite(http, sid, room.summit.ru_token, "Sergey Lavrov", "delegate")
+    lavrov = Publisher(http, sid, lavrov_token)
+    assert (await lavrov.publish()).status_code == 201
+    publishers = [lavrov, *await go_live(http, room)]
+    try:
+        await wait_phase(http, room.summit.slug, "public")
+        people = {
+            p["name"]: p
+            for p in (
+                await http.get(
+                    f"/api/v1/summits/{sid}/participants", headers=bearer(room.summit.ru_token)
+                )
+            ).json()
+        }
+        ru_side, us_side = room.summit.ru_side, room.summit.us_side
+        on_air = (
+            await http.get(f"/api/v1/summits/{sid}/on-air", headers=bearer(room.observer))
+        ).json()
+        assert on_air == {
+            ru_side: people["Vladimir Putin"]["id"],
+            us_side: people["Joe Biden"]["id"],
+        }
+        chosen = await http.put(
+            f"/api/v1/summits/{sid}/on-air",
+            json={"participant_id": people["Sergey Lavrov"]["id"]},
+            headers=bearer(room.summit.ru_token),
+        )
+        assert chosen.json() == {
+            ru_side: people["Sergey Lavrov"]["id"],
+            us_side: people["Joe Biden"]["id"],
+        }
+        other_side = await http.put(
+            f"/api/v1/summits/{sid}/on-air",
+            json={"participant_id": people["Vladimir Putin"]["id"]},
+            headers=bearer(room.summit.us_token),
+        )
+        assert other_side.status_code == 403
+        observer = await http.put(
+            f"/api/v1/summits/{sid}/on-air",
+            json={"participant_id": people["Press Pool"]["id"]},
+            headers=bearer(room.summit.us_token),
+        )
+        assert (observer.status_code, observer.json()["field"]) == (422, "participant_id")
+        back = await http.put(
+            f"/api/v1/summits/{sid}/on-air",
+            json={"participant_id": None},
+            headers=bearer(room.summit.ru_token),
+        )
+        assert back.json()[ru_side] == people["Vladimir Putin"]["id"]
+    finally:
         for publisher in publishers:
             await publisher.close()

@@ -662,6 +662,39 @@ class Summits:
         await self._in_call(grant, summit_id)
         await self.media.set_media_state(summit_id, grant.participant_id, audio, video)
 
+    async def choose_on_air(
+        self, grant: Grant, summit_id: str, participant_id: str | None
+    ) -> dict[str, str | None]:
+        """A coordinator puts someone of their own side on air (None: the default)."""
+        require_summit(grant, summit_id)
+        require_coordinator(grant)
+        now = self.clock.now()
+        async with self._command(summit_id) as session:
+            await self._summit(session, summit_id)
+            if participant_id is not None:
+                person = await self._participant(session, summit_id, participant_id)
+                require_own_side(grant, person.side_id)
+                if not Role(person.role).publishes:
+                    raise InvalidInput(
+                        f"{person.name} is an observer and never on air", field="participant_id"
+                    )
+            await self._audit(
+                session,
+                summit_id,
+                actor_of(grant),
+                "on_air_chosen",
+                {"side": grant.side_id, "participant": participant_id},
+                now,
+            )
+        await self.media.choose_on_air(summit_id, grant.side_id, participant_id)
+        on_air = self.media.on_air(summit_id)
+        self.hub.announce(summit_id, {"type": "on_air", "on_air": on_air})
+        return on_air
+
+    async def on_air(self, grant: Grant, summit_id: str) -> dict[str, str | None]:
+        require_summit(grant, summit_id)
+        return self.media.on_air(summit_id)
+
     async def feeds(self, grant: Grant, summit_id: str) -> list[Feed]:
         require_summit(grant, summit_id)
         return self.media.feeds(summit_id)

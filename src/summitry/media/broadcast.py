@@ -318,6 +318,7 @@ class BroadcastChain:
         self._streaming: Handle | None = None
         self._lock = asyncio.Lock()
         self._finishing: set[asyncio.Task[list[Recording]]] = set()
+        self._chosen: dict[tuple[str, str], str] = {}  # (summit, side) -> participant
 
     def is_live(self, summit_id: str) -> bool:
         return summit_id in self._live
@@ -413,7 +414,9 @@ class BroadcastChain:
                 return
             publishers = self.rooms.live_publishers(summit_id)
             for slot in broadcast.slots:
-                chosen = on_air(publishers, slot.side_id)
+                chosen = on_air(
+                    publishers, slot.side_id, self._chosen.get((summit_id, slot.side_id))
+                )
                 feed_id = chosen.feed_id if chosen else None
                 if feed_id == slot.feed_id:
                     continue
@@ -421,6 +424,25 @@ class BroadcastChain:
                 if chosen is None:
                     continue
                 await self._forward(broadcast, slot, chosen)
+
+    async def choose_on_air(self, summit_id: str, side_id: str, participant_id: str | None) -> None:
+        if participant_id is None:
+            self._chosen.pop((summit_id, side_id), None)
+        else:
+            self._chosen[(summit_id, side_id)] = participant_id
+        await self.refresh(summit_id)
+
+    def on_air_now(self, summit_id: str) -> dict[str, str | None]:
+        broadcast = self._live.get(summit_id)
+        if broadcast is None:
+            return {}
+        by_feed = {
+            p.feed_id: p.publisher.participant_id for p in self.rooms.live_publishers(summit_id)
+        }
+        return {
+            slot.side_id: by_feed.get(slot.feed_id) if slot.feed_id else None
+            for slot in broadcast.slots
+        }
 
     async def _forward(
         self, broadcast: Broadcast, slot: Slot, publisher: PublisherResource
@@ -634,11 +656,17 @@ def read_recordings(folder: Path) -> list[RecordingFile]:
     return found
 
 
-def on_air(publishers: list[PublisherResource], side_id: str) -> PublisherResource | None:
-    """Who a side has on air: its principal, else whoever ranks next in speaking for it."""
+def on_air(
+    publishers: list[PublisherResource], side_id: str, chosen: str | None = None
+) -> PublisherResource | None:
+    """Who a side has on air: the participant its coordinator chose, while publishing;
+    else its principal, else whoever ranks next in speaking for it."""
     candidates = [
         p for p in publishers if p.publisher.side_id == side_id and p.publisher.role in ON_AIR_ORDER
     ]
+    for candidate in candidates:
+        if candidate.publisher.participant_id == chosen:
+            return candidate
     if not candidates:
         return None
     return min(candidates, key=lambda p: ON_AIR_ORDER.index(p.publisher.role))

@@ -64,6 +64,9 @@ class SubscriptionResource:
     handle: Handle | None = None
     feeds: dict[int, Feed] = field(default_factory=dict)
     streams: list[Stream] = field(default_factory=list)
+    # An offer Janus made by itself (a publisher left): the client answers it next sync.
+    pending_offer: str | None = None
+    watcher: asyncio.Task[None] | None = None
 
 
 def write_private(path: Path, text: str) -> None:
@@ -88,6 +91,15 @@ async def answer_offer(handle: Handle, body: dict[str, Any], offer: str) -> tupl
         await handle.detach()
         raise BadDescription("the media server did not answer the offer")
     return data, str(jsep["sdp"])
+
+
+def carried_streams(data: JSON) -> list[Stream]:
+    """The media sections of a subscription that carry a feed, from Janus's event."""
+    return [
+        Stream(str(s["mid"]), int(s["feed_id"]), str(s["type"]))
+        for s in data.get("streams", [])
+        if s.get("active", True) and "feed_id" in s
+    ]
 
 
 def first_mids(streams: list[dict[str, Any]]) -> dict[str, str]:
@@ -180,7 +192,7 @@ class JanusRooms:
             self._publishers[resource.id] = resource
         for item in state["subscriptions"]:
             handle = item["handle"]
-            self._subscriptions[item["id"]] = SubscriptionResource(
+            subscription = self._subscriptions[item["id"]] = SubscriptionResource(
                 item["id"],
                 item["summit_id"],
                 item["participant_id"],
@@ -196,6 +208,8 @@ class JanusRooms:
                 },
                 [Stream(**stream) for stream in item["streams"]],
             )
+            if subscription.handle is not None:
+                subscription.watcher = asyncio.create_task(self._watch_subscription(subscription))
         log.info(
             "resumed Janus session %s: %d rooms, %d publishers, %d subscriptions",
             session.id,
@@ -249,9 +263,11 @@ class JanusRooms:
             self._state_path.unlink(missing_ok=True)
 
     async def _disconnect(self) -> None:
-        for resource in self._publishers.values():
-            if resource.watcher is not None:
-                resource.watcher.cancel()
+        watchers = [r.watcher for r in self._publishers.values()]
+        watchers += [s.watcher for s in self._subscriptions.values()]
+        for watcher in watchers:
+            if watcher is not None:
+                watcher.cancel()
         if self._session is not None:
             await self._session.close()
         if self._janus is not None:
@@ -512,6 +528,12 @@ class JanusRooms:
     def recordings(self, summit_id: str) -> list[RecordingFile]:
         return [] if self.broadcast is None else self.broadcast.recordings(summit_id)
 
+    async def choose_on_air(self, summit_id: str, side_id: str, participant_id: str | None) -> None:
+        await self._chain().choose_on_air(summit_id, side_id, participant_id)
+
+    def on_air(self, summit_id: str) -> dict[str, str | None]:
+        return {} if self.broadcast is None else self.broadcast.on_air_now(summit_id)
+
     def broadcast_folder(self, summit_id: str, position: int) -> str | None:
         if self.broadcast is None:
             return None
@@ -602,18 +624,25 @@ class JanusRooms:
 
     async def sync(self, resource_id: str) -> Offered:
         """Brings the subscription to the feeds the participant may see now; an offer
-        comes back when that changed what it carries."""
+        comes back when that changed what it carries. Feeds whose publisher left are
+        Janus's to remove: it makes that offer itself, and it is handed over here."""
         subscription = self._subscription(resource_id)
+        pending, subscription.pending_offer = subscription.pending_offer, None
         wanted = self._wanted(subscription.summit_id, subscription.participant_id)
-        added = [feed_id for feed_id in wanted if feed_id not in subscription.feeds]
-        removed = [feed_id for feed_id in subscription.feeds if feed_id not in wanted]
+        live = {feed.feed_id for feed in self.feeds(subscription.summit_id)}
+        carried = [stream.feed_id for stream in subscription.streams]
+        added = [feed_id for feed_id in wanted if feed_id not in carried]
+        removed = sorted({f for f in carried if f not in wanted and f in live})
         if not added and not removed:
-            subscription.feeds = wanted  # the same feeds, with their current mic/camera
-            return Offered(resource_id, None, list(wanted.values()), subscription.streams)
+            subscription.feeds = {f: wanted[f] for f in wanted if f in carried}
+            return Offered(
+                resource_id, pending, list(subscription.feeds.values()), subscription.streams
+            )
         room = self._room(subscription.summit_id)
         try:
             if subscription.handle is None:
                 subscription.handle = await self._attach()
+                subscription.watcher = asyncio.create_task(self._watch_subscription(subscription))
                 data, jsep = await subscription.handle.message(
                     {
                         "request": "join",
@@ -636,15 +665,31 @@ class JanusRooms:
             ) from error
         except JanusUnavailable as error:
             raise MediaUnavailable("the media server did not answer") from error
-        subscription.feeds = dict(wanted)
-        subscription.streams = [
-            Stream(str(s["mid"]), int(s["feed_id"]), str(s["type"]))
-            for s in data.get("streams", [])
-            if s.get("active", True) and "feed_id" in s
-        ]
-        offer = str(jsep["sdp"]) if jsep and jsep.get("type") == "offer" else None
+        if "streams" in data:
+            subscription.streams = carried_streams(data)
+        carried = [stream.feed_id for stream in subscription.streams]
+        subscription.feeds = {f: wanted[f] for f in wanted if f in carried}
+        offer = str(jsep["sdp"]) if jsep and jsep.get("type") == "offer" else pending
         await self._save()
-        return Offered(resource_id, offer, list(wanted.values()), subscription.streams)
+        return Offered(resource_id, offer, list(subscription.feeds.values()), subscription.streams)
+
+    async def _watch_subscription(self, subscription: SubscriptionResource) -> None:
+        """Takes the offers Janus makes by itself (when a publisher leaves) and tells the
+        participant to sync; ends when the handle goes."""
+        assert subscription.handle is not None
+        queue = subscription.handle.session.events(subscription.handle.id)
+        while True:
+            event = await queue.get()
+            if event.get("janus") == "detached":
+                return
+            jsep = event.get("jsep")
+            data = event.get("plugindata", {}).get("data", {})
+            if event.get("janus") == "event" and jsep and jsep.get("type") == "offer":
+                subscription.pending_offer = str(jsep["sdp"])
+                if "streams" in data:
+                    subscription.streams = carried_streams(data)
+                await self._save()
+                self._announce(subscription.summit_id, {"type": "feeds"})
 
     async def answer(self, resource_id: str, answer: str) -> None:
         subscription = self._subscription(resource_id)
@@ -672,6 +717,8 @@ class JanusRooms:
 
     async def _drop_subscription(self, resource_id: str) -> None:
         subscription = self._subscriptions.pop(resource_id, None)
+        if subscription is not None and subscription.watcher is not None:
+            subscription.watcher.cancel()
         if subscription is not None and subscription.handle is not None:
             await subscription.handle.detach()
         await self._save()

@@ -163,6 +163,27 @@ async def sync(
     return subscription_out(await service.sync_subscription(caller, summit_id, resource_id))
 
 
+class OnAirIn(BaseModel):
+    participant_id: str | None = Field(
+        default=None, max_length=32, description="Someone of your side; null for the default"
+    )
+
+
+@router.get("/on-air", response_model=dict[str, str | None])
+async def on_air(summit_id: str, caller: Caller, service: Service) -> dict[str, str | None]:
+    """While live: side id -> the participant each side has on air."""
+    return await service.on_air(caller, summit_id)
+
+
+@router.put("/on-air", response_model=dict[str, str | None])
+async def choose_on_air(
+    summit_id: str, body: OnAirIn, caller: Caller, service: Service
+) -> dict[str, str | None]:
+    """A coordinator chooses who appears for their side in the broadcast (by default the
+    principal, else whoever speaks for them)."""
+    return await service.choose_on_air(caller, summit_id, body.participant_id)
+
+
 @router.put("/media-state", status_code=204, response_class=Response)
 async def media_state(
     summit_id: str, body: MediaStateIn, caller: Caller, service: Service
