@@ -20,24 +20,11 @@ sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
 from playwright.async_api import Browser, Page, async_playwright  # noqa: E402
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from tests.media.conftest import summit_in_lobby  # noqa: E402
 from tests.servers import Seeded, Server, running_summitry  # noqa: E402
 
 MEDIA_ADDRESS = "198.18.0.1"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-    "--autoplay-policy=no-user-gesture-required",
-]
 PAGE_LIBRARY = Path(__file__).with_name("pagelib.js")
 
 
@@ -89,9 +76,7 @@ async def summitry() -> AsyncIterator[Server]:
 @asynccontextmanager
 async def chromium() -> AsyncIterator[Browser]:
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS
-        )
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             yield browser
         finally:

@@ -141,3 +141,18 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture
 def service(engine: AsyncEngine, clock: HandClock) -> Summits:
     return Summits(sessions(engine), b"s" * 48, "http://summitry.test", EventHub(), clock)
+
+
+@pytest.fixture(scope="session")
+def media_address() -> str:
+    """The address Janus and the peers use, in the namespace the test command made."""
+    address = os.environ.get("SUMMITRY_MEDIA_ADDRESS")
+    if not address:
+        pytest.fail(
+            "media tests run inside the network namespace that scripts/test.sh makes "
+            "(SUMMITRY_MEDIA_ADDRESS is not set)"
+        )
+    from tests.media.peers import gather_only_on
+
+    gather_only_on(address)
+    return address

@@ -34,17 +34,6 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="session")
-def media_address() -> str:
-    address = os.environ.get("SUMMITRY_MEDIA_ADDRESS")
-    if not address:
-        pytest.fail(
-            "end-to-end tests run inside the network namespace that scripts/test.sh makes "
-            "(SUMMITRY_MEDIA_ADDRESS is not set)"
-        )
-    return address
-
-
-@pytest.fixture(scope="session")
 def e2e_server(tmp_path_factory: pytest.TempPathFactory, media_address: str) -> Iterator[Server]:
     with running_summitry(
         tmp_path_factory.mktemp("e2e-server"), SUMMITRY_MEDIA_ADDRESS=media_address

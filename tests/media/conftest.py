@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import httpx
 import pytest
 
-from tests.media.peers import gather_only_on
 from tests.servers import Seeded, Server, bearer, create_summit, running_summitry
-
-
-@pytest.fixture(scope="session")
-def media_address() -> str:
-    address = os.environ.get("SUMMITRY_MEDIA_ADDRESS")
-    if not address:
-        pytest.fail(
-            "media tests run inside the network namespace that scripts/test.sh makes "
-            "(SUMMITRY_MEDIA_ADDRESS is not set)"
-        )
-    gather_only_on(address)
-    return address
 
 
 @pytest.fixture(scope="session")

@@ -13,8 +13,6 @@ import contextlib
 import logging
 import secrets
 from collections import defaultdict
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -79,16 +77,6 @@ class Janus:
         answer: JSON = response.json()
         return answer
 
-    @asynccontextmanager
-    async def session(self, claim: int | None = None) -> AsyncIterator[Session]:
-        """A session (a new one, or `claim`ed after a restart of ours), destroyed on exit
-        unless `keep()` was called on it."""
-        session = await Session.open(self, claim)
-        try:
-            yield session
-        finally:
-            await session.close()
-
 
 def check(answer: JSON) -> JSON:
     if answer.get("janus") == "error":
@@ -107,7 +95,6 @@ class Session:
         self._pending: dict[str, asyncio.Future[JSON]] = {}
         self._events: defaultdict[int, asyncio.Queue[JSON]] = defaultdict(asyncio.Queue)
         self._poller: asyncio.Task[None] | None = None
-        self._kept = False
         self.lost = asyncio.Event()
 
     @classmethod
@@ -121,16 +108,12 @@ class Session:
         session._poller = asyncio.create_task(session._poll(), name=f"janus-poll-{session.id}")
         return session
 
-    def keep(self) -> None:
-        """Leave the session alive in Janus on close, to be claimed by the next process."""
-        self._kept = True
-
     async def close(self) -> None:
         if self._poller is not None:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
-        if not self._kept and not self.lost.is_set():
+        if not self.lost.is_set():
             with contextlib.suppress(JanusError, JanusUnavailable):
                 await self.janus.post(f"/{self.id}", {"janus": "destroy"})
 

@@ -76,7 +76,9 @@ class JanusSettings:
     binary: Path
     work_dir: Path
     ice_address: str | None = None
-    rtp_ports: tuple[int, int] = (20000, 40000)
+    # Below the kernel's ephemeral ports (32768 and up), from which the broadcast chain
+    # takes its forwarding ports: the two never compete for a port.
+    rtp_ports: tuple[int, int] = (20000, 32000)
     debug_level: int = 4
 
 
