@@ -239,7 +239,8 @@ class Summits:
         return await self.media.watch_broadcast(summit_id, offer)
 
     async def stop_watching(self, slug: str, resource_id: str) -> None:
-        await self.media.stop_watching(await self.summit_id_for(slug), resource_id)
+        summit_id = await self.summit_id_for(slug)
+        await self.media.stop_watching(summit_id, resource_id)
 
     async def public_file(self, slug: str, position: int, name: str) -> str:
         """The path of a public output file of this summit, if the public may have it now:
