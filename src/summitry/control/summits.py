@@ -512,16 +512,12 @@ class Summits:
             sides = await self._sides(session, summit_id)
             transition = phases.apply(state_of(row, sides), event, now)
             store_state(row, transition.state)
-            if transition.state.phase is phases.Phase.PRIVATE and row.empty_since is None:
-                in_call = await session.scalar(
-                    select(func.count())
-                    .select_from(ParticipantRow)
-                    .where(
-                        ParticipantRow.summit_id == summit_id, ParticipantRow.presence.in_(IN_CALL)
-                    )
-                )
-                if not in_call:
-                    row.empty_since = now
+            if (
+                transition.state.phase is phases.Phase.PRIVATE
+                and row.empty_since is None
+                and await self._call_is_empty(session, summit_id)
+            ):
+                row.empty_since = now
             await self._audit(
                 session,
                 summit_id,
@@ -814,16 +810,8 @@ class Summits:
                 person.revoked = True
             if presence is Presence.ADMITTED:
                 row.empty_since = None
-            elif current is Presence.ADMITTED:
-                in_call = await session.scalar(
-                    select(func.count())
-                    .select_from(ParticipantRow)
-                    .where(
-                        ParticipantRow.summit_id == summit_id, ParticipantRow.presence.in_(IN_CALL)
-                    )
-                )
-                if not in_call:
-                    row.empty_since = now
+            elif current is Presence.ADMITTED and await self._call_is_empty(session, summit_id):
+                row.empty_since = now
             await self._audit(
                 session,
                 summit_id,
@@ -894,6 +882,14 @@ class Summits:
         )
         if existing is not None:
             raise Conflict(f"{existing.name} is already on this side's roster")
+
+    async def _call_is_empty(self, session: AsyncSession, summit_id: str) -> bool:
+        in_call = await session.scalar(
+            select(func.count())
+            .select_from(ParticipantRow)
+            .where(ParticipantRow.summit_id == summit_id, ParticipantRow.presence.in_(IN_CALL))
+        )
+        return not in_call
 
     async def _summit(self, session: AsyncSession, summit_id: str) -> SummitRow:
         row = await session.get(SummitRow, summit_id)
