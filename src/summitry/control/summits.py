@@ -10,7 +10,7 @@ import logging
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -22,6 +22,8 @@ from summitry.control.events import EventHub
 from summitry.control.media import Feed, MediaPlane, Offered, Published, Publisher
 from summitry.control.views import (
     Invite,
+    KeyExchangeView,
+    KeyMemberView,
     ParticipantView,
     PublicRecording,
     PublicSideView,
@@ -30,8 +32,9 @@ from summitry.control.views import (
     ReadoutView,
     SideView,
     SummitView,
+    WrappedKeyView,
 )
-from summitry.domain import phases
+from summitry.domain import e2ee, phases
 from summitry.domain.errors import (
     Conflict,
     IllegalTransition,
@@ -57,7 +60,16 @@ from summitry.domain.sdp import check_description, trickle_fragment
 from summitry.domain.times import offset_change, require_aware, require_zone, wall_time
 from summitry.security import audit, grants
 from summitry.security.grants import Grant
-from summitry.store.models import AuditRow, ParticipantRow, ReadoutRow, SideRow, SummitRow
+from summitry.store.models import (
+    AuditRow,
+    KeyEpochRow,
+    ParticipantRow,
+    PublicKeyRow,
+    ReadoutRow,
+    SideRow,
+    SummitRow,
+    WrappedKeyRow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +111,7 @@ class Summits:
         # When each coordinator's console last reported in, per summit (in memory: a
         # restarted server starts watching again from the next heartbeat).
         self._control_seen: defaultdict[str, dict[str, datetime]] = defaultdict(dict)
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # --- creating and reading summits
 
@@ -494,6 +507,8 @@ class Summits:
             except (IllegalTransition, StaleVersion):
                 continue  # someone acted first; the next tick looks again
             moved.append(row.id)
+        for summit_id in set(await self.overdue_keys()):
+            await self._settle_keys(summit_id)
         return moved
 
     async def _apply(
@@ -537,6 +552,8 @@ class Summits:
         for effect in transition.effects:
             if self._media is not None:
                 await self._media.carry_out(summit_id, effect)
+        if row.phase == phases.Phase.PRIVATE.value and before != row.phase:
+            await self._settle_keys(summit_id)  # off private feeds: whoever lacks the key
         log.info(
             "summit %s: %s -> %s (persisted in %.1f ms, effects in %.1f ms)",
             summit_id,
@@ -626,8 +643,12 @@ class Summits:
             raise NotPermitted("observers see and hear the talks; they do not publish")
         check_description(offer)
         person = await self._in_call(grant, summit_id)
+        private = await self._phase(summit_id) is phases.Phase.PRIVATE
         return await self.media.publish(
-            summit_id, Publisher(person.id, person.name, person.side_id, person.role), offer
+            summit_id,
+            Publisher(person.id, person.name, person.side_id, person.role),
+            offer,
+            encrypted=private,
         )
 
     async def trickle(self, grant: Grant, summit_id: str, resource_id: str, fragment: str) -> None:
@@ -637,7 +658,8 @@ class Summits:
 
     async def subscribe(self, grant: Grant, summit_id: str) -> Offered:
         await self._in_call(grant, summit_id)
-        return await self.media.subscribe(summit_id, grant.participant_id)
+        sees = await self._receives_feeds(summit_id, grant.participant_id)
+        return await self.media.subscribe(summit_id, grant.participant_id, sees_feeds=sees)
 
     async def answer_subscription(
         self, grant: Grant, summit_id: str, resource_id: str, answer: str
@@ -649,7 +671,8 @@ class Summits:
     async def sync_subscription(self, grant: Grant, summit_id: str, resource_id: str) -> Offered:
         self._own_resource(grant, summit_id, resource_id)
         await self._in_call(grant, summit_id)
-        return await self.media.sync(resource_id)
+        sees = await self._receives_feeds(summit_id, grant.participant_id)
+        return await self.media.sync(resource_id, sees_feeds=sees)
 
     async def leave_media(self, grant: Grant, summit_id: str, resource_id: str) -> None:
         self._own_resource(grant, summit_id, resource_id)
@@ -703,6 +726,292 @@ class Summits:
             raise NotFound("no such media resource in this summit")
         if owner[1] != grant.participant_id:
             raise NotPermitted("this media resource belongs to someone else")
+
+    # --- end-to-end encryption: the server relays public and wrapped keys
+
+    async def key_exchange(self, grant: Grant, summit_id: str) -> KeyExchangeView:
+        """What the caller's browser needs to hold the key: the members' public keys,
+        the keys wrapped for it, and whether it should make or share a key now."""
+        require_summit(grant, summit_id)
+        async with self._sessions() as session:
+            row = await self._summit(session, summit_id)
+            state = await self._key_state(session, summit_id)
+            people = {
+                p.id: p
+                for p in (
+                    await session.scalars(
+                        select(ParticipantRow).where(ParticipantRow.summit_id == summit_id)
+                    )
+                ).all()
+            }
+        me = grant.participant_id
+        mine = state.member(me)
+        keys_for_me = [
+            WrappedKeyView(epoch.number, wrap.sender_id, wrap.wrapped)
+            for epoch in (state.in_force, state.pending)
+            if epoch is not None and mine is not None
+            for wrap in [epoch.wraps.get(me)]
+            if wrap is not None and wrap.public_key == mine.public_key
+        ]
+        private = row.phase == phases.Phase.PRIVATE.value
+        return KeyExchangeView(
+            private=private,
+            in_force=state.in_force.number if state.in_force else None,
+            pending=state.pending.number if state.pending else None,
+            members=[
+                KeyMemberView(
+                    participant_id=m.participant_id,
+                    name=people[m.participant_id].name,
+                    side_id=people[m.participant_id].side_id,
+                    role=people[m.participant_id].role,
+                    public_key=m.public_key,
+                    holds=[e.number for e in state.epochs if state.holds(m.participant_id, e)],
+                )
+                for m in state.members
+            ],
+            keys_for_you=keys_for_me,
+            receives_private=state.may_receive_private(me),
+            make_key=state.key_maker == me,
+            next_epoch=(state.newest.number if state.newest else 0) + 1,
+            share=state.missing() if state.distributor == me else {},
+        )
+
+    async def post_public_key(self, grant: Grant, summit_id: str, public_key: str) -> None:
+        """The caller's browser joins the key exchange (again, after a reload)."""
+        e2ee.decode_public_key(public_key)
+        await self._in_call(grant, summit_id)
+        now = self.clock.now()
+        async with self._command(summit_id) as session:
+            row = await session.get(PublicKeyRow, grant.participant_id)
+            if row is not None and row.public_key == public_key:
+                return
+            if row is None:
+                session.add(
+                    PublicKeyRow(
+                        participant_id=grant.participant_id,
+                        summit_id=summit_id,
+                        public_key=public_key,
+                        posted_at=now,
+                    )
+                )
+            else:
+                row.public_key, row.posted_at = public_key, now
+            await self._audit(
+                session,
+                summit_id,
+                actor_of(grant),
+                "e2ee_public_key",
+                {"participant": grant.participant_id, "fingerprint": e2ee.fingerprint(public_key)},
+                now,
+            )
+        await self._settle_keys(summit_id)
+
+    async def make_key(
+        self, grant: Grant, summit_id: str, epoch: int, wraps: dict[str, str]
+    ) -> None:
+        """A member's browser made a new media key and wrapped it for every member."""
+        for wrapped in wraps.values():
+            e2ee.check_wrapped(wrapped)
+        await self._in_call(grant, summit_id)
+        now = self.clock.now()
+        async with self._command(summit_id) as session:
+            state = await self._key_state(session, summit_id)
+            state.check_new_epoch(grant.participant_id, epoch, set(wraps))
+            session.add(
+                KeyEpochRow(
+                    summit_id=summit_id, epoch=epoch, made_by=grant.participant_id, made_at=now
+                )
+            )
+            self._add_wraps(session, state, summit_id, epoch, grant.participant_id, wraps)
+            await self._audit(
+                session,
+                summit_id,
+                actor_of(grant),
+                "e2ee_key_made",
+                {"epoch": epoch, "recipients": sorted(wraps)},
+                now,
+            )
+        loop = asyncio.get_running_loop()
+        loop.call_later(
+            e2ee.IN_FORCE_AFTER.total_seconds(),
+            lambda: self._background(self._settle_keys(summit_id)),
+        )
+        await self._settle_keys(summit_id)
+
+    async def share_key(
+        self, grant: Grant, summit_id: str, epoch: int, wraps: dict[str, str]
+    ) -> None:
+        """A holder wraps a key in use for members who joined after it was made."""
+        for wrapped in wraps.values():
+            e2ee.check_wrapped(wrapped)
+        await self._in_call(grant, summit_id)
+        now = self.clock.now()
+        async with self._command(summit_id) as session:
+            state = await self._key_state(session, summit_id)
+            known = state.check_shared(grant.participant_id, epoch, set(wraps))
+            fresh = {r: w for r, w in wraps.items() if not state.has_wrap(r, known)}
+            if not fresh:
+                return
+            for recipient in fresh:
+                stale = await session.get(WrappedKeyRow, (summit_id, epoch, recipient))
+                if stale is not None:
+                    await session.delete(stale)
+            await session.flush()
+            self._add_wraps(session, state, summit_id, epoch, grant.participant_id, fresh)
+            await self._audit(
+                session,
+                summit_id,
+                actor_of(grant),
+                "e2ee_key_shared",
+                {"epoch": epoch, "recipients": sorted(fresh)},
+                now,
+            )
+        await self._settle_keys(summit_id)
+
+    async def confirm_key(self, grant: Grant, summit_id: str, epoch: int) -> None:
+        """The caller's browser unwrapped the key of `epoch`."""
+        await self._in_call(grant, summit_id)
+        async with self._command(summit_id) as session:
+            state = await self._key_state(session, summit_id)
+            state.check_confirm(grant.participant_id, epoch)
+            wrap = await session.get(WrappedKeyRow, (summit_id, epoch, grant.participant_id))
+            assert wrap is not None
+            if wrap.confirmed_at is not None:
+                return
+            wrap.confirmed_at = self.clock.now()
+        await self._settle_keys(summit_id)
+
+    def _add_wraps(
+        self,
+        session: AsyncSession,
+        state: e2ee.KeyState,
+        summit_id: str,
+        epoch: int,
+        sender: str,
+        wraps: dict[str, str],
+    ) -> None:
+        for recipient, wrapped in wraps.items():
+            member = state.member(recipient)
+            assert member is not None  # checked against the members just before
+            session.add(
+                WrappedKeyRow(
+                    summit_id=summit_id,
+                    epoch=epoch,
+                    recipient_id=recipient,
+                    sender_id=sender,
+                    public_key=member.public_key,
+                    wrapped=wrapped,
+                )
+            )
+
+    async def _settle_keys(self, summit_id: str) -> None:
+        """Puts a key in force when it is due, keeps browsers without the key off private
+        feeds, and tells every browser that the key exchange moved."""
+        now = self.clock.now()
+        async with self._command(summit_id) as session:
+            row = await self._summit(session, summit_id)
+            state = await self._key_state(session, summit_id)
+            due = state.due_in_force(now)
+            if due is not None:
+                epoch_row = await session.get(KeyEpochRow, (summit_id, due.number))
+                assert epoch_row is not None
+                epoch_row.in_force_at = now
+                recipients = [
+                    m.participant_id for m in state.members if m.participant_id in due.wraps
+                ]
+                await self._audit(
+                    session,
+                    summit_id,
+                    CLOCK_ACTOR,
+                    "e2ee_key_in_force",
+                    {
+                        "epoch": due.number,
+                        "confirmed": sum(state.holds(r, due) for r in recipients),
+                        "recipients": len(recipients),
+                    },
+                    now,
+                )
+                state = await self._key_state(session, summit_id)
+        if row.phase == phases.Phase.PRIVATE.value and self._media is not None:
+            await self._media.withhold_feeds(
+                summit_id,
+                {
+                    m.participant_id
+                    for m in state.members
+                    if state.may_receive_private(m.participant_id)
+                },
+            )
+        self.hub.announce(
+            summit_id,
+            {
+                "type": "e2ee",
+                "in_force": state.in_force.number if state.in_force else None,
+                "pending": state.pending.number if state.pending else None,
+            },
+        )
+        self.hub.announce(summit_id, {"type": "feeds"})
+
+    async def _receives_feeds(self, summit_id: str, participant_id: str) -> bool:
+        """In the private phase only browsers that hold the key receive feeds."""
+        async with self._sessions() as session:
+            row = await self._summit(session, summit_id)
+            if row.phase != phases.Phase.PRIVATE.value:
+                return True
+            return (await self._key_state(session, summit_id)).may_receive_private(participant_id)
+
+    async def _phase(self, summit_id: str) -> phases.Phase:
+        async with self._sessions() as session:
+            return phases.Phase((await self._summit(session, summit_id)).phase)
+
+    async def _key_state(self, session: AsyncSession, summit_id: str) -> e2ee.KeyState:
+        members = (
+            await session.scalars(
+                select(PublicKeyRow)
+                .where(PublicKeyRow.summit_id == summit_id)
+                .order_by(PublicKeyRow.posted_at, PublicKeyRow.participant_id)
+            )
+        ).all()
+        epochs = (
+            await session.scalars(
+                select(KeyEpochRow)
+                .where(KeyEpochRow.summit_id == summit_id)
+                .order_by(KeyEpochRow.epoch)
+            )
+        ).all()
+        wraps = (
+            await session.scalars(select(WrappedKeyRow).where(WrappedKeyRow.summit_id == summit_id))
+        ).all()
+        by_epoch: defaultdict[int, dict[str, e2ee.Wrap]] = defaultdict(dict)
+        for wrap in wraps:
+            by_epoch[wrap.epoch][wrap.recipient_id] = e2ee.Wrap(
+                wrap.recipient_id, wrap.sender_id, wrap.public_key, wrap.wrapped, wrap.confirmed_at
+            )
+        return e2ee.KeyState(
+            members=[e2ee.Member(m.participant_id, m.public_key, m.posted_at) for m in members],
+            epochs=[
+                e2ee.Epoch(e.epoch, e.made_by, e.made_at, e.in_force_at, by_epoch[e.epoch])
+                for e in epochs
+            ],
+        )
+
+    async def overdue_keys(self) -> list[str]:
+        """Summits with a key that should be in force by now (after a restart)."""
+        due = self.clock.now() - e2ee.IN_FORCE_AFTER
+        async with self._sessions() as session:
+            return list(
+                (
+                    await session.scalars(
+                        select(KeyEpochRow.summit_id).where(
+                            KeyEpochRow.in_force_at.is_(None), KeyEpochRow.made_at <= due
+                        )
+                    )
+                ).all()
+            )
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # --- readouts
 
@@ -812,6 +1121,9 @@ class Summits:
                 row.empty_since = None
             elif current is Presence.ADMITTED and await self._call_is_empty(session, summit_id):
                 row.empty_since = now
+            left_call = current is Presence.ADMITTED and presence is not Presence.ADMITTED
+            if left_call and (key := await session.get(PublicKeyRow, person.id)) is not None:
+                await session.delete(key)  # out of the key exchange: the next key skips them
             await self._audit(
                 session,
                 summit_id,
@@ -824,6 +1136,8 @@ class Summits:
         if current is Presence.ADMITTED and self._media is not None:
             await self._media.drop_participant(summit_id, person.id)
         self._announce_roster(summit_id, person, presence.value)
+        if left_call:
+            await self._settle_keys(summit_id)
         return participant_view(person)
 
     def _participant_row(

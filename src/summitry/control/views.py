@@ -102,3 +102,33 @@ class PublicView:
     whep: str | None = None
     streams: list[PublicStream] = field(default_factory=list)
     recordings: list[PublicRecording] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class KeyMemberView:
+    participant_id: str
+    name: str
+    side_id: str
+    role: str
+    public_key: str
+    holds: list[int]
+
+
+@dataclass(frozen=True)
+class WrappedKeyView:
+    epoch: int
+    sender_id: str
+    wrapped: str
+
+
+@dataclass(frozen=True)
+class KeyExchangeView:
+    private: bool
+    in_force: int | None
+    pending: int | None
+    members: list[KeyMemberView]
+    keys_for_you: list[WrappedKeyView]
+    receives_private: bool
+    make_key: bool
+    next_epoch: int
+    share: dict[str, list[int]]

@@ -67,6 +67,7 @@ class SubscriptionResource:
     # An offer Janus made by itself (a publisher left): the client answers it next sync.
     pending_offer: str | None = None
     watcher: asyncio.Task[None] | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one negotiation at a time
 
 
 def write_private(path: Path, text: str) -> None:
@@ -77,11 +78,17 @@ def write_private(path: Path, text: str) -> None:
     temporary.replace(path)
 
 
-async def answer_offer(handle: Handle, body: dict[str, Any], offer: str) -> tuple[JSON, str]:
+async def answer_offer(
+    handle: Handle, body: dict[str, Any], offer: str, encrypted: bool = False
+) -> tuple[JSON, str]:
     """Sends a client's offer along with `body`: the event's data and Janus's answer.
-    When Janus refuses, the handle is let go and the error says why."""
+    `encrypted` tells Janus the media is end-to-end encrypted (it reads that from the
+    JSEP). When Janus refuses, the handle is let go and the error says why."""
+    jsep_in: dict[str, Any] = {"type": "offer", "sdp": offer}
+    if encrypted:
+        jsep_in["e2ee"] = True
     try:
-        data, jsep = await handle.message(body, {"type": "offer", "sdp": offer})
+        data, jsep = await handle.message(body, jsep_in)
     except JanusError as error:
         await handle.detach()
         raise BadDescription(f"the media server refused the offer: {error.reason}") from error
@@ -408,7 +415,9 @@ class JanusRooms:
             return subscription.summit_id, subscription.participant_id
         return None
 
-    async def publish(self, summit_id: str, publisher: Publisher, offer: str) -> Published:
+    async def publish(
+        self, summit_id: str, publisher: Publisher, offer: str, encrypted: bool = False
+    ) -> Published:
         room = self._room(summit_id)
         # One camera per person: publishing again (a reconnect) replaces the old feed.
         for old in [
@@ -436,7 +445,7 @@ class JanusRooms:
         except JanusUnavailable as error:
             raise MediaUnavailable("the media server did not answer") from error
         published, answer = await answer_offer(
-            handle, {"request": "publish", "audio": True, "video": True}, offer
+            handle, {"request": "publish", "audio": True, "video": True}, offer, encrypted
         )
         if has_candidates(offer):
             await handle.trickle_completed()
@@ -603,14 +612,16 @@ class JanusRooms:
 
     # --- subscribing (server offer, client answer)
 
-    def _wanted(self, summit_id: str, participant_id: str) -> dict[int, Feed]:
+    def _wanted(self, summit_id: str, participant_id: str, sees_feeds: bool) -> dict[int, Feed]:
+        if not sees_feeds:
+            return {}
         return {
             feed.feed_id: feed
             for feed in self.feeds(summit_id)
             if feed.publisher.participant_id != participant_id
         }
 
-    async def subscribe(self, summit_id: str, participant_id: str) -> Offered:
+    async def subscribe(self, summit_id: str, participant_id: str, sees_feeds: bool) -> Offered:
         self._room(summit_id)
         for old in [
             s.id
@@ -620,15 +631,34 @@ class JanusRooms:
             await self._drop_subscription(old)
         subscription = SubscriptionResource(secrets.token_urlsafe(12), summit_id, participant_id)
         self._subscriptions[subscription.id] = subscription
-        return await self.sync(subscription.id)
+        return await self.sync(subscription.id, sees_feeds)
 
-    async def sync(self, resource_id: str) -> Offered:
-        """Brings the subscription to the feeds the participant may see now; an offer
-        comes back when that changed what it carries. Feeds whose publisher left are
-        Janus's to remove: it makes that offer itself, and it is handed over here."""
+    async def sync(self, resource_id: str, sees_feeds: bool) -> Offered:
+        """Brings the subscription to the feeds the participant may see now (none unless
+        `sees_feeds`); an offer comes back when that changed what it carries. Feeds whose
+        publisher left are Janus's to remove: it makes that offer itself, and it is
+        handed over here."""
         subscription = self._subscription(resource_id)
+        async with subscription.lock:
+            return await self._sync(subscription, sees_feeds)
+
+    async def withhold_feeds(self, summit_id: str, allowed: set[str]) -> None:
+        """Takes every feed away from the subscriptions of participants not `allowed`,
+        at once in Janus; their browsers get the offer that says so on their next sync."""
+        for subscription in [
+            s
+            for s in self._subscriptions.values()
+            if s.summit_id == summit_id and s.participant_id not in allowed and s.streams
+        ]:
+            async with subscription.lock:
+                offered = await self._sync(subscription, sees_feeds=False)
+                subscription.pending_offer = offered.offer
+            self._announce(summit_id, {"type": "feeds"})
+
+    async def _sync(self, subscription: SubscriptionResource, sees_feeds: bool) -> Offered:
+        resource_id = subscription.id
         pending, subscription.pending_offer = subscription.pending_offer, None
-        wanted = self._wanted(subscription.summit_id, subscription.participant_id)
+        wanted = self._wanted(subscription.summit_id, subscription.participant_id, sees_feeds)
         live = {feed.feed_id for feed in self.feeds(subscription.summit_id)}
         carried = [stream.feed_id for stream in subscription.streams]
         added = [feed_id for feed_id in wanted if feed_id not in carried]

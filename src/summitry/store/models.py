@@ -120,3 +120,47 @@ class AuditRow(Base):
     details: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class PublicKeyRow(Base):
+    """The ECDH public key of a participant's browser while it is in the call."""
+
+    __tablename__ = "e2ee_public_keys"
+
+    participant_id: Mapped[str] = mapped_column(
+        ForeignKey("participants.id", ondelete="CASCADE"), primary_key=True
+    )
+    summit_id: Mapped[str] = mapped_column(ForeignKey("summits.id", ondelete="CASCADE"), index=True)
+    public_key: Mapped[str] = mapped_column(String(100))
+    posted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class KeyEpochRow(Base):
+    """A private-phase media key, known by number only: the key itself never leaves the
+    browsers."""
+
+    __tablename__ = "e2ee_epochs"
+
+    summit_id: Mapped[str] = mapped_column(
+        ForeignKey("summits.id", ondelete="CASCADE"), primary_key=True
+    )
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    made_by: Mapped[str] = mapped_column(String(32))
+    made_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    in_force_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class WrappedKeyRow(Base):
+    """A media key wrapped in one browser for one recipient's public key."""
+
+    __tablename__ = "e2ee_wrapped_keys"
+
+    summit_id: Mapped[str] = mapped_column(
+        ForeignKey("summits.id", ondelete="CASCADE"), primary_key=True
+    )
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    recipient_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    sender_id: Mapped[str] = mapped_column(String(32))
+    public_key: Mapped[str] = mapped_column(String(100))
+    wrapped: Mapped[str] = mapped_column(String(400))
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

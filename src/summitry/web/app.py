@@ -29,7 +29,7 @@ from summitry.media.supervisor import (
     find_janus,
 )
 from summitry.store.database import make_engine, migrate, sessions
-from summitry.web import api, errors, media, pages, public
+from summitry.web import api, errors, keys, media, pages, public
 from summitry.web.limits import BodyLimit, RateLimit
 
 log = logging.getLogger(__name__)
@@ -167,6 +167,7 @@ def create_app(config: Config, clock: Clock | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(api.router)
     app.include_router(media.router)
+    app.include_router(keys.router)
     app.include_router(public.router)
     app.include_router(pages.router)
     app.mount("/static", pages.static_files, name="static")

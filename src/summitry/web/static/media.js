@@ -1,7 +1,10 @@
 // WebRTC with the summit's media server (Janus behind summitry): WHIP to publish, and one
 // room subscription (the server offers, we answer) that carries everyone else's feeds.
+// Every sender and receiver has the end-to-end encryption transform from its first frame.
 
-const PC_CONFIG = { iceServers: [], bundlePolicy: "max-bundle" };
+import { PC_OPTIONS } from "./e2ee.js";
+
+const PC_CONFIG = { iceServers: [], bundlePolicy: "max-bundle", ...PC_OPTIONS };
 const GATHER_TIMEOUT_MS = 4000;
 
 export const QUALITIES = {
@@ -72,8 +75,9 @@ export async function listDevices() {
 
 /** Our camera and microphone into the room (WHIP, RFC 9725). */
 export class Publisher {
-  constructor(api, { onTrouble, onState }) {
+  constructor(api, { e2ee, onTrouble, onState }) {
     this.api = api;
+    this.e2ee = e2ee;
     this.onTrouble = onTrouble;
     this.onState = onState;
     this.pc = null;
@@ -92,6 +96,7 @@ export class Publisher {
         direction: "sendonly",
         streams: [stream],
       });
+      this.e2ee.attachSender(this.transceivers[kind].sender, kind);
     }
     watchConnection(
       pc,
@@ -135,7 +140,7 @@ export class Publisher {
  * each negotiation with the feeds and, per feed id, the receivers carrying it.
  */
 export class RoomSubscription {
-  constructor(api, { onChange, onTrouble, onState }) {
+  constructor(api, { e2ee, onChange, onTrouble, onState }) {
     this.api = api;
     this.onChange = onChange;
     this.onTrouble = onTrouble;
@@ -152,7 +157,10 @@ export class RoomSubscription {
       (state) => !this.closed && onTrouble(state),
       (state) => !this.closed && onState?.(state),
     );
-    this.pc.addEventListener("track", () => this.report());
+    this.pc.addEventListener("track", (event) => {
+      e2ee.attachReceiver(event.receiver, event.track.kind);
+      this.report();
+    });
   }
 
   start() {

@@ -3,6 +3,7 @@
 
 import { Api, ApiError } from "./api.js";
 import { CoordinatorConsole } from "./console.js";
+import { EndToEnd, SUPPORTED as E2EE_SUPPORTED } from "./e2ee.js";
 import {
   LevelMeter,
   Publisher,
@@ -38,6 +39,7 @@ let localStream = null;
 let previewMeter = null;
 let publisher = null;
 let subscription = null;
+let e2ee = null;
 let localTile = null;
 const remoteTiles = new Map(); // participant id → Tile
 const jobs = new Map(); // name → running retry job
@@ -189,8 +191,40 @@ function lobbyError(text) {
   $("#lobby-error").textContent = text || "";
 }
 
+const SECURITY_TEXT = {
+  on: "End-to-end encrypted",
+  public: "Not end-to-end encrypted: the talks are broadcast",
+  waiting: "Not end-to-end encrypted yet: waiting for the key",
+  unsupported: "Not end-to-end encrypted: this browser cannot encrypt",
+};
+
+/** The lock, what it means now, and the security code everyone compares aloud. */
+function renderSecurity() {
+  const el = $("#e2ee");
+  const inCall = state.stage === "call" && e2ee;
+  el.hidden = !inCall;
+  if (!inCall) return;
+  const status = e2ee.status;
+  el.dataset.status = status;
+  $("#e2ee-text").textContent = SECURITY_TEXT[status];
+  const code = e2ee.code || [];
+  const codeEl = $("#e2ee-code");
+  codeEl.replaceChildren(...code.map((c) => h("span.code-emoji", { text: c.emoji, title: c.name })));
+  codeEl.dataset.code = code.map((c) => c.name).join(" ");
+  const members = e2ee.view?.members.length || 0;
+  el.title = `The code is made from the ${members} public ${members === 1 ? "key" : "keys"} in the call. Read it aloud: every screen must show the same.`;
+  $("#e2ee-detail").textContent = e2ee.problem
+    ? e2ee.problem
+    : status === "waiting"
+      ? "You will see and hear the private talks once your browser holds the key."
+      : code.length
+        ? `Security code: ${code.map((c) => c.name).join(" ")}`
+        : "";
+}
+
 function renderAll() {
   renderHeader();
+  renderSecurity();
   renderConnection();
   if (state.stage !== "call" && state.stage !== "fatal" && state.stage !== "loading") renderLobby();
   renderTiles();
@@ -248,6 +282,8 @@ function resync({ media = false } = {}) {
 }
 
 function onPhase(phase) {
+  e2ee?.setPrivate(phase === "private");
+  if (OVER.has(phase)) e2ee?.forget();
   if (OVER.has(phase) && state.stage === "call") {
     stopMedia({ tellServer: true });
     state.stage = "over";
@@ -342,6 +378,9 @@ function openEvents() {
     }),
   );
   on("feeds", () => syncFeeds());
+  on("e2ee", () => {
+    if (state.stage === "call") keep("e2ee", () => e2ee.refresh());
+  });
   on("speaking", (event) => {
     if (event.speaking) state.speaking.add(event.participant);
     else state.speaking.delete(event.participant);
@@ -598,8 +637,11 @@ async function enterCall() {
     localTile.setStream(localStream);
     applyLocalState();
   }
+  e2ee ||= new EndToEnd(api, summitId, state.me.participant.id, { onChange: renderSecurity });
+  e2ee.setPrivate(state.summit.phase === "private");
   renderAll();
   await Promise.all([
+    keep("e2ee", () => e2ee.start()),
     canPublish() ? keep("publish", publish) : null,
     keep("subscribe", subscribe),
   ]);
@@ -621,7 +663,12 @@ function makeLocalTile() {
 
 async function publish() {
   await publisher?.stop();
+  if (!E2EE_SUPPORTED && state.summit.phase === "private") {
+    notice("This browser cannot encrypt end to end, so it does not send your camera and microphone in the private talks.", true);
+    return;
+  }
   publisher = new Publisher(api, {
+    e2ee,
     onTrouble: (why) => restartPart("publish", why),
     onState: (connection) => (state.media.publish = connection),
   });
@@ -634,6 +681,7 @@ async function subscribe() {
   await subscription?.stop();
   state.media.subscribe = "starting";
   subscription = new RoomSubscription(api, {
+    e2ee,
     onState: (connection) => (state.media.subscribe = connection),
     onChange: (feeds, media) => {
       state.feeds = feeds;
@@ -687,7 +735,8 @@ async function checkMedia() {
 }
 
 function stopMedia({ tellServer }) {
-  for (const name of ["publish", "subscribe", "sync"]) jobs.delete(name);
+  for (const name of ["publish", "subscribe", "sync", "e2ee"]) jobs.delete(name);
+  e2ee?.stop();
   const p = publisher;
   const s = subscription;
   publisher = null;
@@ -708,6 +757,7 @@ function stopMedia({ tellServer }) {
 
 function stopEverything() {
   stopMedia({ tellServer: true });
+  e2ee?.forget();
   source?.close();
   previewMeter?.stop();
   for (const track of localStream?.getTracks() || []) track.stop();
@@ -827,7 +877,7 @@ async function stats() {
   return result;
 }
 
-window.summitry = { state, stats };
+window.summitry = { state, stats, e2ee: () => e2ee };
 
 // --- wiring --------------------------------------------------------------------------
 

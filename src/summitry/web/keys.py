@@ -1,0 +1,73 @@
+"""The key exchange of the private phase's end-to-end encryption. The server relays
+public keys and wrapped media keys between the browsers; it never sees a media key."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from pydantic import Field
+
+from summitry.control.views import KeyExchangeView
+from summitry.domain.e2ee import MAX_EPOCH
+from summitry.web.api import Caller, Service
+from summitry.web.schemas import Strict
+
+router = APIRouter(prefix="/api/v1/summits/{summit_id}/e2ee", tags=["end-to-end encryption"])
+
+MAX_MEMBERS = 200
+Participant = str
+Base64Url = str
+
+
+class PublicKeyIn(Strict):
+    public_key: Base64Url = Field(
+        max_length=100, description="The browser's ECDH P-256 public key, raw, base64url"
+    )
+
+
+class WrappedKeysIn(Strict):
+    epoch: int = Field(ge=1, le=MAX_EPOCH)
+    wraps: dict[Participant, Base64Url] = Field(
+        max_length=MAX_MEMBERS,
+        description="Recipient participant id -> the media key wrapped for their public key",
+    )
+
+
+class ConfirmIn(Strict):
+    epoch: int = Field(ge=1, le=MAX_EPOCH)
+
+
+@router.get("", response_model=KeyExchangeView)
+async def key_exchange(summit_id: str, caller: Caller, service: Service) -> KeyExchangeView:
+    return await service.key_exchange(caller, summit_id)
+
+
+@router.put("/public-key", status_code=204, response_class=Response)
+async def post_public_key(
+    summit_id: str, body: PublicKeyIn, caller: Caller, service: Service
+) -> Response:
+    await service.post_public_key(caller, summit_id, body.public_key)
+    return Response(status_code=204)
+
+
+@router.post("/epochs", status_code=204, response_class=Response)
+async def make_key(
+    summit_id: str, body: WrappedKeysIn, caller: Caller, service: Service
+) -> Response:
+    await service.make_key(caller, summit_id, body.epoch, body.wraps)
+    return Response(status_code=204)
+
+
+@router.post("/shares", status_code=204, response_class=Response)
+async def share_key(
+    summit_id: str, body: WrappedKeysIn, caller: Caller, service: Service
+) -> Response:
+    await service.share_key(caller, summit_id, body.epoch, body.wraps)
+    return Response(status_code=204)
+
+
+@router.post("/confirmations", status_code=204, response_class=Response)
+async def confirm_key(
+    summit_id: str, body: ConfirmIn, caller: Caller, service: Service
+) -> Response:
+    await service.confirm_key(caller, summit_id, body.epoch)
+    return Response(status_code=204)

@@ -1,0 +1,301 @@
+// End-to-end encryption of the private phase, in this browser. Our ECDH P-256 key pair
+// is made here and its private half never leaves; media keys are made in a member's
+// browser, wrapped for each member's public key, and relayed by the server, which can
+// open none of them. The security code on every screen is derived from all public keys:
+// read aloud and compared, it shows that nobody (the server included) swapped a key.
+
+const te = new TextEncoder();
+const EMOJI = [
+  ["🐶", "Dog"], ["🐱", "Cat"], ["🦁", "Lion"], ["🐎", "Horse"], ["🦄", "Unicorn"], ["🐷", "Pig"],
+  ["🐘", "Elephant"], ["🐰", "Rabbit"], ["🐼", "Panda"], ["🐓", "Rooster"], ["🐧", "Penguin"],
+  ["🐢", "Turtle"], ["🐟", "Fish"], ["🐙", "Octopus"], ["🦋", "Butterfly"], ["🌷", "Flower"],
+  ["🌳", "Tree"], ["🌵", "Cactus"], ["🍄", "Mushroom"], ["🌏", "Globe"], ["🌙", "Moon"],
+  ["☁️", "Cloud"], ["🔥", "Fire"], ["🍌", "Banana"], ["🍎", "Apple"], ["🍓", "Strawberry"],
+  ["🌽", "Corn"], ["🍕", "Pizza"], ["🎂", "Cake"], ["❤️", "Heart"], ["😀", "Smiley"], ["🤖", "Robot"],
+  ["🎩", "Hat"], ["👓", "Glasses"], ["🔧", "Spanner"], ["🎅", "Santa"], ["👍", "Thumbs up"],
+  ["☂️", "Umbrella"], ["⌛", "Hourglass"], ["⏰", "Clock"], ["🎁", "Gift"], ["💡", "Light bulb"],
+  ["📕", "Book"], ["✏️", "Pencil"], ["📎", "Paperclip"], ["✂️", "Scissors"], ["🔒", "Lock"],
+  ["🔑", "Key"], ["🔨", "Hammer"], ["☎️", "Telephone"], ["🏁", "Flag"], ["🚂", "Train"],
+  ["🚲", "Bicycle"], ["✈️", "Aeroplane"], ["🚀", "Rocket"], ["🏆", "Trophy"], ["⚽", "Ball"],
+  ["🎸", "Guitar"], ["🎺", "Trumpet"], ["🔔", "Bell"], ["⚓", "Anchor"], ["🎧", "Headphones"],
+  ["📁", "Folder"], ["📌", "Pin"],
+];
+const CODE_LENGTH = 6; // 36 bits
+
+const script = typeof RTCRtpScriptTransform !== "undefined";
+const streams = !script && typeof RTCRtpSender !== "undefined" && "createEncodedStreams" in RTCRtpSender.prototype;
+
+/** Whether this browser can encrypt frames at all; the PeerConnection options it needs. */
+export const SUPPORTED = script || streams;
+export const PC_OPTIONS = streams ? { encodedInsertableStreams: true } : {};
+
+function toBase64Url(bytes) {
+  let text = "";
+  for (const byte of new Uint8Array(bytes)) text += String.fromCharCode(byte);
+  return btoa(text).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+}
+
+function fromBase64Url(text) {
+  const plain = atob(text.replaceAll("-", "+").replaceAll("_", "/"));
+  return Uint8Array.from(plain, (c) => c.charCodeAt(0));
+}
+
+/** The security code of a set of public keys: the same on every screen that saw the same keys. */
+export async function securityCode(summitId, publicKeys) {
+  const input = te.encode(["summitry security code v1", summitId, ...[...publicKeys].sort()].join("\n"));
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", input));
+  let bits = 0n;
+  for (const byte of digest.subarray(0, 8)) bits = (bits << 8n) | BigInt(byte);
+  const code = [];
+  for (let i = 0; i < CODE_LENGTH; i += 1) code.push(EMOJI[Number((bits >> BigInt(58 - 6 * i)) & 63n)]);
+  return code.map(([emoji, name]) => ({ emoji, name }));
+}
+
+export class EndToEnd {
+  /** `onChange()` is called whenever what the screen should say may have changed. */
+  constructor(api, summitId, me, { onChange }) {
+    this.api = api;
+    this.summitId = summitId;
+    this.me = me;
+    this.onChange = onChange;
+    this.worker = new Worker("/static/e2ee-worker.js");
+    this.worker.addEventListener("message", ({ data }) => this.answered(data));
+    this.asked = new Map();
+    this.keyPair = null;
+    this.publicKey = null;
+    this.ring = new Map(); // epoch → CryptoKey (kept extractable: we may wrap it for others)
+    this.view = null;
+    this.private = false;
+    this.code = null;
+    this.problem = null; // what stops us from holding the key, if anything
+    this.attached = new WeakSet();
+    this.refreshing = null;
+    this.again = false;
+    this.nextTransform = 0;
+    this.timer = null;
+  }
+
+  /** Makes our key pair and joins the key exchange. */
+  async start() {
+    this.keyPair ||= await crypto.subtle.generateKey({ name: "ECDH", namedCurve: "P-256" }, false, [
+      "deriveBits",
+    ]);
+    this.publicKey ||= toBase64Url(await crypto.subtle.exportKey("raw", this.keyPair.publicKey));
+    await this.api.put("/e2ee/public-key", { public_key: this.publicKey });
+    clearInterval(this.timer);
+    this.timer = setInterval(() => this.refresh().catch(() => {}), 5000);
+    await this.refresh();
+  }
+
+  stop() {
+    clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** Forgets every key (we were removed, or the summit is over). */
+  forget() {
+    this.stop();
+    this.ring.clear();
+    this.view = null;
+    this.worker.postMessage({ type: "forget" });
+  }
+
+  // --- frames
+
+  attachSender(sender, kind) {
+    this.attach(sender, "send", kind);
+  }
+
+  attachReceiver(receiver, kind) {
+    this.attach(receiver, "receive", kind);
+  }
+
+  attach(endpoint, side, kind) {
+    if (!SUPPORTED || this.attached.has(endpoint)) return;
+    this.attached.add(endpoint);
+    const options = { side, kind, id: `${side}-${kind}-${(this.nextTransform += 1)}` };
+    if (script) {
+      endpoint.transform = new RTCRtpScriptTransform(this.worker, options);
+    } else {
+      const { readable, writable } = endpoint.createEncodedStreams();
+      this.worker.postMessage({ type: "streams", readable, writable, options }, [readable, writable]);
+    }
+  }
+
+  /** The phase changed: senders seal from the cut on, with no renegotiation. */
+  setPrivate(on) {
+    this.private = on;
+    this.applyMode();
+    this.onChange();
+  }
+
+  applyMode() {
+    const epoch = this.view?.in_force ?? null;
+    const sendEpoch = epoch !== null && this.ring.has(epoch) ? epoch : null;
+    this.worker.postMessage({ type: "mode", private: this.private, sendEpoch });
+  }
+
+  /** What each transform did: frames sealed, opened, dropped; the first sealed frame's time. */
+  counters() {
+    const ask = Math.random();
+    return new Promise((resolve) => {
+      this.asked.set(ask, resolve);
+      this.worker.postMessage({ type: "stats", ask });
+    });
+  }
+
+  answered(data) {
+    const resolve = this.asked.get(data.ask);
+    this.asked.delete(data.ask);
+    resolve?.(data.counters);
+  }
+
+  // --- the key exchange
+
+  /** Reads the key exchange and does our part; runs coalesce. */
+  refresh() {
+    if (this.refreshing) {
+      this.again = true;
+      return this.refreshing;
+    }
+    this.refreshing = (async () => {
+      try {
+        do {
+          this.again = false;
+          await this.step();
+        } while (this.again);
+      } finally {
+        this.refreshing = null;
+      }
+    })();
+    return this.refreshing;
+  }
+
+  async step() {
+    if (!this.publicKey) return;
+    const view = await this.api.get("/e2ee");
+    this.view = view;
+    if (!view.members.some((m) => m.participant_id === this.me && m.public_key === this.publicKey)) {
+      await this.api.put("/e2ee/public-key", { public_key: this.publicKey }); // the server forgot us
+      this.again = true;
+      return;
+    }
+    const keysOf = new Map(view.members.map((m) => [m.participant_id, m.public_key]));
+    this.problem = null;
+    for (const offered of view.keys_for_you) {
+      if (this.ring.has(offered.epoch)) continue;
+      const senderKey = keysOf.get(offered.sender_id);
+      try {
+        if (!senderKey) throw new Error("its sender left");
+        const key = await this.unwrap(offered, senderKey);
+        this.ring.set(offered.epoch, key);
+        this.worker.postMessage({ type: "key", epoch: offered.epoch, key });
+        await this.api.post("/e2ee/confirmations", { epoch: offered.epoch });
+      } catch (error) {
+        this.problem = `The key could not be opened (${error.message || error.name}): someone may have replaced a public key.`;
+        console.warn("summitry: cannot unwrap the media key", error);
+      }
+    }
+    for (const epoch of this.ring.keys()) {
+      if (epoch < (view.in_force ?? 0) - 2) this.ring.delete(epoch);
+    }
+    if (view.make_key) {
+      try {
+        await this.makeKey(view);
+      } catch (error) {
+        if (error.status !== 409) throw error; // 409: someone else made it first
+      }
+      this.again = true;
+    }
+    for (const [epoch, recipients] of this.sharesByEpoch(view.share)) {
+      const key = this.ring.get(epoch);
+      if (!key) continue;
+      const wraps = {};
+      for (const recipient of recipients) wraps[recipient] = await this.wrap(key, epoch, recipient, keysOf.get(recipient));
+      try {
+        await this.api.post("/e2ee/shares", { epoch, wraps });
+      } catch (error) {
+        if (error.status !== 409) throw error;
+      }
+      this.again = true;
+    }
+    this.code = await securityCode(this.summitId, view.members.map((m) => m.public_key));
+    this.applyMode();
+    this.onChange();
+  }
+
+  sharesByEpoch(share) {
+    const byEpoch = new Map();
+    for (const [participant, epochs] of Object.entries(share || {})) {
+      for (const epoch of epochs) byEpoch.set(epoch, [...(byEpoch.get(epoch) || []), participant]);
+    }
+    return byEpoch;
+  }
+
+  async makeKey(view) {
+    const key = await crypto.subtle.generateKey({ name: "AES-GCM", length: 256 }, true, ["encrypt", "decrypt"]);
+    const epoch = view.next_epoch;
+    const wraps = {};
+    for (const member of view.members) {
+      wraps[member.participant_id] = await this.wrap(key, epoch, member.participant_id, member.public_key);
+    }
+    await this.api.post("/e2ee/epochs", { epoch, wraps });
+  }
+
+  /** The key that wraps media keys between `sender` and `recipient`: ECDH, then HKDF. */
+  async wrappingKey(otherPublicKey, epoch, sender, recipient) {
+    const other = await crypto.subtle.importKey(
+      "raw",
+      fromBase64Url(otherPublicKey),
+      { name: "ECDH", namedCurve: "P-256" },
+      false,
+      [],
+    );
+    const shared = await crypto.subtle.deriveBits({ name: "ECDH", public: other }, this.keyPair.privateKey, 256);
+    const material = await crypto.subtle.importKey("raw", shared, "HKDF", false, ["deriveKey"]);
+    const info = te.encode(`summitry media key v1 ${epoch} ${sender} ${recipient}`);
+    const key = await crypto.subtle.deriveKey(
+      { name: "HKDF", hash: "SHA-256", salt: te.encode(this.summitId), info },
+      material,
+      { name: "AES-GCM", length: 256 },
+      false,
+      ["wrapKey", "unwrapKey"],
+    );
+    return { key, info };
+  }
+
+  async wrap(mediaKey, epoch, recipient, recipientPublicKey) {
+    const { key, info } = await this.wrappingKey(recipientPublicKey, epoch, this.me, recipient);
+    const iv = crypto.getRandomValues(new Uint8Array(12));
+    const sealed = await crypto.subtle.wrapKey("raw", mediaKey, key, { name: "AES-GCM", iv, additionalData: info });
+    const out = new Uint8Array(12 + sealed.byteLength);
+    out.set(iv);
+    out.set(new Uint8Array(sealed), 12);
+    return toBase64Url(out);
+  }
+
+  async unwrap(offered, senderPublicKey) {
+    const { key, info } = await this.wrappingKey(senderPublicKey, offered.epoch, offered.sender_id, this.me);
+    const bytes = fromBase64Url(offered.wrapped);
+    return crypto.subtle.unwrapKey(
+      "raw",
+      bytes.subarray(12),
+      key,
+      { name: "AES-GCM", iv: bytes.subarray(0, 12), additionalData: info },
+      { name: "AES-GCM" },
+      true,
+      ["encrypt", "decrypt"],
+    );
+  }
+
+  // --- what the screen says
+
+  /** "on": private and we hold the key in force; "waiting": private, key not (yet) ours;
+   * "public": frames go in the clear because the talks are broadcast; "unsupported". */
+  get status() {
+    if (!SUPPORTED) return "unsupported";
+    if (!this.private) return "public";
+    const epoch = this.view?.in_force;
+    return epoch != null && this.ring.has(epoch) && this.view?.receives_private ? "on" : "waiting";
+  }
+}
