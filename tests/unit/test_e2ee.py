@@ -99,7 +99,7 @@ def test_a_real_p256_public_key_is_accepted() -> None:
         (b64url(b"\x02" + point()[1:]), "65 bytes"),  # not the uncompressed form
         (b64url(b"\x04" + bytes(64)), "not a point on P-256"),
         (b64url(point()[:-1] + bytes([point()[-1] ^ 1])), "not a point on P-256"),
-        ("", "65 bytes"),
+        ("", "base64url"),
         ("A", "base64url"),  # one character cannot be base64
         ("é" * 87, "base64url"),
     ],
@@ -117,11 +117,6 @@ def test_an_off_curve_point_is_refused() -> None:
         decode_public_key(b64url(bytes(raw)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _base64url uses the lenient base64.urlsafe_b64decode, which skips characters "
-    "outside the alphabet; browsers' atob() then fails on the stored text",
-)
 @pytest.mark.parametrize(("junk", "padding"), [("####", ""), ("!!!!", ""), ("\n", "=")])
 def test_public_keys_with_characters_outside_base64url_are_refused(junk: str, padding: str) -> None:
     text = public_key()
@@ -135,7 +130,7 @@ def test_wrapped_keys_within_bounds_are_accepted(size: int) -> None:
     check_wrapped(b64url(bytes(size)))
 
 
-@pytest.mark.parametrize("size", [0, 32, MIN_WRAPPED_BYTES - 1, MAX_WRAPPED_BYTES + 1, 1000])
+@pytest.mark.parametrize("size", [1, 32, MIN_WRAPPED_BYTES - 1, MAX_WRAPPED_BYTES + 1, 1000])
 def test_wrapped_keys_out_of_bounds_are_refused(size: int) -> None:
     with pytest.raises(InvalidInput, match="wrapped key has 60 to 256 bytes") as refused:
         check_wrapped(b64url(bytes(size)))

@@ -622,10 +622,15 @@ class Summits:
 
     async def _in_call(self, grant: Grant, summit_id: str) -> ParticipantRow:
         """The caller, if admitted to a summit whose room is open."""
-        require_summit(grant, summit_id)
         async with self._sessions() as session:
-            row = await self._summit(session, summit_id)
-            person = await self._participant(session, summit_id, grant.participant_id)
+            return await self._check_in_call(session, grant, summit_id)
+
+    async def _check_in_call(
+        self, session: AsyncSession, grant: Grant, summit_id: str
+    ) -> ParticipantRow:
+        require_summit(grant, summit_id)
+        row = await self._summit(session, summit_id)
+        person = await self._participant(session, summit_id, grant.participant_id)
         phase = phases.Phase(row.phase)
         if phase is phases.Phase.SCHEDULED:
             raise IllegalTransition("the room is not open yet")
@@ -779,9 +784,9 @@ class Summits:
     async def post_public_key(self, grant: Grant, summit_id: str, public_key: str) -> None:
         """The caller's browser joins the key exchange (again, after a reload)."""
         e2ee.decode_public_key(public_key)
-        await self._in_call(grant, summit_id)
         now = self.clock.now()
         async with self._command(summit_id) as session:
+            await self._check_in_call(session, grant, summit_id)
             row = await session.get(PublicKeyRow, grant.participant_id)
             if row is not None and row.public_key == public_key:
                 return
@@ -812,9 +817,9 @@ class Summits:
         """A member's browser made a new media key and wrapped it for every member."""
         for wrapped in wraps.values():
             e2ee.check_wrapped(wrapped)
-        await self._in_call(grant, summit_id)
         now = self.clock.now()
         async with self._command(summit_id) as session:
+            await self._check_in_call(session, grant, summit_id)
             state = await self._key_state(session, summit_id)
             state.check_new_epoch(grant.participant_id, epoch, set(wraps))
             session.add(
@@ -844,9 +849,9 @@ class Summits:
         """A holder wraps a key in use for members who joined after it was made."""
         for wrapped in wraps.values():
             e2ee.check_wrapped(wrapped)
-        await self._in_call(grant, summit_id)
         now = self.clock.now()
         async with self._command(summit_id) as session:
+            await self._check_in_call(session, grant, summit_id)
             state = await self._key_state(session, summit_id)
             known = state.check_shared(grant.participant_id, epoch, set(wraps))
             fresh = {r: w for r, w in wraps.items() if not state.has_wrap(r, known)}
@@ -870,8 +875,8 @@ class Summits:
 
     async def confirm_key(self, grant: Grant, summit_id: str, epoch: int) -> None:
         """The caller's browser unwrapped the key of `epoch`."""
-        await self._in_call(grant, summit_id)
         async with self._command(summit_id) as session:
+            await self._check_in_call(session, grant, summit_id)
             state = await self._key_state(session, summit_id)
             state.check_confirm(grant.participant_id, epoch)
             wrap = await session.get(WrappedKeyRow, (summit_id, epoch, grant.participant_id))
@@ -997,12 +1002,26 @@ class Summits:
     async def overdue_keys(self) -> list[str]:
         """Summits with a key that should be in force by now (after a restart)."""
         due = self.clock.now() - e2ee.IN_FORCE_AFTER
+        newest = (
+            select(KeyEpochRow.summit_id, func.max(KeyEpochRow.epoch).label("epoch"))
+            .group_by(KeyEpochRow.summit_id)
+            .subquery()
+        )
         async with self._sessions() as session:
             return list(
                 (
                     await session.scalars(
-                        select(KeyEpochRow.summit_id).where(
-                            KeyEpochRow.in_force_at.is_(None), KeyEpochRow.made_at <= due
+                        select(KeyEpochRow.summit_id)
+                        .join(
+                            newest,
+                            (newest.c.summit_id == KeyEpochRow.summit_id)
+                            & (newest.c.epoch == KeyEpochRow.epoch),
+                        )
+                        .join(SummitRow, SummitRow.id == KeyEpochRow.summit_id)
+                        .where(
+                            KeyEpochRow.in_force_at.is_(None),
+                            KeyEpochRow.made_at <= due,
+                            SummitRow.phase.in_([p.value for p in phases.Phase if not p.is_over]),
                         )
                     )
                 ).all()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -24,6 +25,7 @@ PUBLIC_KEY_BYTES = 65  # an uncompressed P-256 point
 MIN_WRAPPED_BYTES = 12 + 32 + 16  # IV, a 256-bit key, the GCM tag
 MAX_WRAPPED_BYTES = 256
 MAX_EPOCH = 65535  # frames carry the epoch in two bytes
+BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def decode_public_key(text: str) -> bytes:
@@ -57,6 +59,9 @@ def fingerprint(public_key: str) -> str:
 
 
 def _base64url(text: str, name: str) -> bytes:
+    """Strict: the browsers decode what is relayed, so nothing else may pass."""
+    if not BASE64URL.fullmatch(text):
+        raise InvalidInput(f"{name} must be base64url without padding", field=name)
     try:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError) as error:
@@ -135,14 +140,17 @@ class KeyState:
 
     @property
     def rekey_needed(self) -> bool:
-        """No key yet, or someone who received the newest key is no longer in the call."""
+        """No key yet, someone who received the newest key is no longer in the call,
+        or no browser in the call holds it (they all reloaded, or none could open it)."""
         newest = self.newest
         if newest is None:
             return bool(self.members)
         present = {m.participant_id for m in self.members}
-        return any(recipient not in present for recipient in newest.wraps) or not any(
-            self.holds(m.participant_id, newest) for m in self.members
-        )
+        if any(recipient not in present for recipient in newest.wraps):
+            return True
+        if newest.in_force_at is None:  # give its recipients the time to confirm
+            return not any(self.has_wrap(m.participant_id, newest) for m in self.members)
+        return not any(self.holds(m.participant_id, newest) for m in self.members)
 
     @property
     def key_maker(self) -> str | None:

@@ -53,6 +53,7 @@ class PublisherResource:
     audio: bool = True
     video: bool = True
     mids: dict[str, str] = field(default_factory=dict)  # kind -> mid of the published streams
+    encrypted: bool = False  # flagged end-to-end encrypted in Janus
     watcher: asyncio.Task[None] | None = None
 
 
@@ -194,6 +195,7 @@ class JanusRooms:
                 item["audio"],
                 item["video"],
                 item["mids"],
+                item.get("encrypted", False),
             )
             resource.watcher = asyncio.create_task(self._watch_publisher(resource))
             self._publishers[resource.id] = resource
@@ -244,6 +246,7 @@ class JanusRooms:
                     "audio": r.audio,
                     "video": r.video,
                     "mids": r.mids,
+                    "encrypted": r.encrypted,
                 }
                 for r in self._publishers.values()
             ],
@@ -426,6 +429,13 @@ class JanusRooms:
             if r.summit_id == summit_id and r.publisher.participant_id == publisher.participant_id
         ]:
             await self._drop_publisher(old, announce=False)
+        # Janus refuses a subscription that mixes flagged and unflagged feeds, and a feed
+        # published in the clear before the cut cannot be flagged without renegotiating:
+        # the flag goes on once every feed in the room has it (after a media restart, or
+        # when the clear ones are gone). The frames are sealed either way.
+        encrypted = encrypted and all(
+            r.encrypted for r in self._publishers.values() if r.summit_id == summit_id
+        )
         handle = await self._attach()
         feed_id = secrets.randbits(52) or 1
         try:
@@ -456,6 +466,7 @@ class JanusRooms:
             feed_id,
             handle,
             mids=first_mids(published.get("streams", [])),
+            encrypted=encrypted,
         )
         resource.watcher = asyncio.create_task(self._watch_publisher(resource))
         self._publishers[resource.id] = resource

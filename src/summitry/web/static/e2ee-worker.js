@@ -8,11 +8,16 @@ const MARKER = [0xe2, 0xee];
 const IV_BYTES = 12;
 const TRAILER_BYTES = IV_BYTES + 2 + MARKER.length;
 const KEPT_KEYS = 3; // the key in force and the ones before it, for frames in flight
+// Frames sent just before the cut are still on their way when a receiver learns of it:
+// it takes them, until that stream's first sealed frame or for this long at most.
+const CUT_GRACE_MS = 2000;
 
 const keys = new Map(); // epoch → CryptoKey
 let sendEpoch = null; // null: send in the clear (public part) or, once private, nothing
 let privatePhase = false;
+let privateSince = 0;
 const counters = new Map(); // transform id → what it did
+const videoSenders = new Set(); // transformers that can make a key frame on request
 
 function clearBytes(kind, frame) {
   if (kind === "audio") return 1;
@@ -114,7 +119,7 @@ async function open(frame, controller, options, c) {
       c.undecryptable += 1;
       return;
     }
-  } else if (privatePhase) {
+  } else if (privatePhase && (c.decrypted > 0 || Date.now() - privateSince > CUT_GRACE_MS)) {
     c.dropped += 1; // in the private phase only sealed frames are genuine
     return;
   }
@@ -137,8 +142,18 @@ function run(readable, writable, options) {
 
 self.onrtctransform = (event) => {
   const transformer = event.transformer;
+  const { side, kind } = transformer.options;
+  if (side === "send" && kind === "video") {
+    videoSenders.add(transformer);
+    transformer.writable.closed?.finally(() => videoSenders.delete(transformer)).catch(() => {});
+  }
   run(transformer.readable, transformer.writable, transformer.options);
 };
+
+/** A new key to send with: receivers start from a key frame sealed with it, at once. */
+function newKeyFrames() {
+  for (const transformer of videoSenders) transformer.generateKeyFrame?.().catch(() => {});
+}
 
 self.onmessage = ({ data }) => {
   switch (data.type) {
@@ -149,10 +164,14 @@ self.onmessage = ({ data }) => {
       keys.set(data.epoch, data.key);
       for (const epoch of [...keys.keys()].sort((a, b) => b - a).slice(KEPT_KEYS)) keys.delete(epoch);
       break;
-    case "mode":
+    case "mode": {
+      if (data.private && !privatePhase) privateSince = Date.now();
       privatePhase = data.private;
+      const before = sendEpoch;
       sendEpoch = data.private ? data.sendEpoch : null;
+      if (sendEpoch !== null && sendEpoch !== before) newKeyFrames();
       break;
+    }
     case "forget":
       keys.clear();
       sendEpoch = null;

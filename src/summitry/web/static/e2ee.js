@@ -12,8 +12,8 @@ const EMOJI = [
   ["🌳", "Tree"], ["🌵", "Cactus"], ["🍄", "Mushroom"], ["🌏", "Globe"], ["🌙", "Moon"],
   ["☁️", "Cloud"], ["🔥", "Fire"], ["🍌", "Banana"], ["🍎", "Apple"], ["🍓", "Strawberry"],
   ["🌽", "Corn"], ["🍕", "Pizza"], ["🎂", "Cake"], ["❤️", "Heart"], ["😀", "Smiley"], ["🤖", "Robot"],
-  ["🎩", "Hat"], ["👓", "Glasses"], ["🔧", "Spanner"], ["🎅", "Santa"], ["👍", "Thumbs up"],
-  ["☂️", "Umbrella"], ["⌛", "Hourglass"], ["⏰", "Clock"], ["🎁", "Gift"], ["💡", "Light bulb"],
+  ["🎩", "Hat"], ["👓", "Glasses"], ["🔧", "Spanner"], ["🎅", "Santa"], ["👍", "Thumbs"],
+  ["☂️", "Umbrella"], ["⌛", "Hourglass"], ["⏰", "Clock"], ["🎁", "Gift"], ["💡", "Bulb"],
   ["📕", "Book"], ["✏️", "Pencil"], ["📎", "Paperclip"], ["✂️", "Scissors"], ["🔒", "Lock"],
   ["🔑", "Key"], ["🔨", "Hammer"], ["☎️", "Telephone"], ["🏁", "Flag"], ["🚂", "Train"],
   ["🚲", "Bicycle"], ["✈️", "Aeroplane"], ["🚀", "Rocket"], ["🏆", "Trophy"], ["⚽", "Ball"],
@@ -181,7 +181,7 @@ export class EndToEnd {
       return;
     }
     const keysOf = new Map(view.members.map((m) => [m.participant_id, m.public_key]));
-    this.problem = null;
+    let problem = null;
     for (const offered of view.keys_for_you) {
       if (this.ring.has(offered.epoch)) continue;
       const senderKey = keysOf.get(offered.sender_id);
@@ -192,10 +192,11 @@ export class EndToEnd {
         this.worker.postMessage({ type: "key", epoch: offered.epoch, key });
         await this.api.post("/e2ee/confirmations", { epoch: offered.epoch });
       } catch (error) {
-        this.problem = `The key could not be opened (${error.message || error.name}): someone may have replaced a public key.`;
+        problem = `The key could not be opened (${error.message || error.name}): someone may have replaced a public key.`;
         console.warn("summitry: cannot unwrap the media key", error);
       }
     }
+    this.problem = problem;
     for (const epoch of this.ring.keys()) {
       if (epoch < (view.in_force ?? 0) - 2) this.ring.delete(epoch);
     }

@@ -1,0 +1,456 @@
+"""The end-to-end encryption key exchange over HTTP, against a running server: browsers'
+public keys (real P-256 points), wrapped media keys (opaque to the server), who makes and
+shares keys, when a key goes in force, what the audit trail keeps and what it refuses."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from tests.servers import Seeded, bearer, create_summit, operator
+
+
+def b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def public_key() -> str:
+    """What a browser posts: its ECDH P-256 public key, raw, base64url."""
+    private = ec.generate_private_key(ec.SECP256R1())
+    return b64url(private.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint))
+
+
+def blob() -> str:
+    """A wrapped media key: IV, key and tag, which only the recipient can open."""
+    return b64url(os.urandom(60))
+
+
+@dataclass
+class Person:
+    id: str
+    token: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return bearer(self.token)
+
+
+class Keys:
+    """One summit's key exchange, as its participants' browsers reach it."""
+
+    def __init__(self, http: httpx.AsyncClient, summit: Seeded) -> None:
+        self.http = http
+        self.summit = summit
+        self.base = f"/api/v1/summits/{summit.id}"
+
+    async def view(self, who: Person) -> dict[str, Any]:
+        response = await self.http.get(f"{self.base}/e2ee", headers=who.auth)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def put_key(self, who: Person, key: str) -> httpx.Response:
+        return await self.http.put(
+            f"{self.base}/e2ee/public-key", json={"public_key": key}, headers=who.auth
+        )
+
+    async def make(self, who: Person, epoch: int, wraps: dict[str, str]) -> httpx.Response:
+        return await self.http.post(
+            f"{self.base}/e2ee/epochs", json={"epoch": epoch, "wraps": wraps}, headers=who.auth
+        )
+
+    async def share(self, who: Person, epoch: int, wraps: dict[str, str]) -> httpx.Response:
+        return await self.http.post(
+            f"{self.base}/e2ee/shares", json={"epoch": epoch, "wraps": wraps}, headers=who.auth
+        )
+
+    async def confirm(self, who: Person, epoch: int) -> httpx.Response:
+        return await self.http.post(
+            f"{self.base}/e2ee/confirmations", json={"epoch": epoch}, headers=who.auth
+        )
+
+    async def audit(self) -> list[dict[str, Any]]:
+        response = await self.http.get(f"{self.base}/audit", headers=operator())
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["ok"] is True
+        trail: list[dict[str, Any]] = body["trail"]
+        return trail
+
+    async def audit_text(self) -> str:
+        return (await self.http.get(f"{self.base}/audit", headers=operator())).text
+
+    async def knock(self, token: str) -> Person:
+        response = await self.http.post(f"{self.base}/lobby", headers=bearer(token))
+        assert response.status_code == 200, response.text
+        return Person(response.json()["id"], token)
+
+    async def coordinators_in_the_call(self) -> tuple[Person, Person]:
+        opened = await self.http.post(
+            f"{self.base}/actions/open_lobby", headers=bearer(self.summit.ru_token)
+        )
+        assert opened.status_code == 200, opened.text
+        return await self.knock(self.summit.ru_token), await self.knock(self.summit.us_token)
+
+    async def invite(self, coordinator: Person, name: str, role: str = "principal") -> Person:
+        response = await self.http.post(
+            f"{self.base}/participants", json={"name": name, "role": role}, headers=coordinator.auth
+        )
+        assert response.status_code == 201, response.text
+        invite = response.json()
+        return Person(invite["participant"]["id"], invite["token"])
+
+    async def admitted(self, coordinator: Person, name: str) -> Person:
+        guest = await self.invite(coordinator, name)
+        waiting = await self.http.post(f"{self.base}/lobby", headers=guest.auth)
+        assert waiting.json()["presence"] == "waiting"
+        admitted = await self.http.post(
+            f"{self.base}/participants/{guest.id}/admit", headers=coordinator.auth
+        )
+        assert admitted.json()["presence"] == "admitted", admitted.text
+        return guest
+
+    async def in_force_within(self, who: Person, epoch: int, seconds: float) -> dict[str, Any]:
+        deadline = time.monotonic() + seconds
+        while True:
+            view = await self.view(who)
+            if view["in_force"] == epoch or time.monotonic() > deadline:
+                return view
+            await asyncio.sleep(0.05)
+
+
+async def events_while_idle(
+    http: httpx.AsyncClient, keys: Keys, who: Person, seconds: float
+) -> list[dict[str, Any]]:
+    """What `who`'s browser hears while nobody does anything, after the stream's snapshot."""
+    events: list[dict[str, Any]] = []
+
+    async def read(response: httpx.Response) -> None:
+        async for line in response.aiter_lines():
+            if line.startswith("data: "):
+                events.append(json.loads(line[6:]))
+
+    async with http.stream("GET", f"{keys.base}/events", params={"token": who.token}) as stream:
+        reader = asyncio.create_task(read(stream))
+        await asyncio.sleep(seconds)
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+    return [e for e in events if e["type"] != "phase"]
+
+
+def holds(view: dict[str, Any]) -> dict[str, list[int]]:
+    return {m["participant_id"]: m["holds"] for m in view["members"]}
+
+
+def refused(response: httpx.Response, status: int, error: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body: dict[str, Any] = response.json()
+    assert body["error"] == error
+    assert body["message"]
+    return body
+
+
+async def test_key_exchange_from_first_key_to_rekey_after_a_departure(
+    http: httpx.AsyncClient, summit: Seeded
+) -> None:
+    keys = Keys(http, summit)
+    ru, us = await keys.coordinators_in_the_call()
+    empty = await keys.view(ru)
+    assert (empty["members"], empty["make_key"], empty["next_epoch"]) == ([], False, 1)
+    assert (empty["in_force"], empty["pending"], empty["private"]) == (None, None, False)
+
+    ru_key, us_key = public_key(), public_key()
+    assert (await keys.put_key(ru, ru_key)).status_code == 204
+    assert (await keys.put_key(us, us_key)).status_code == 204
+    assert (await keys.put_key(us, us_key)).status_code == 204  # the same key again: no change
+    first, second = await keys.view(ru), await keys.view(us)
+    assert [(m["participant_id"], m["public_key"]) for m in first["members"]] == [
+        (ru.id, ru_key),
+        (us.id, us_key),
+    ]
+    assert [(m["name"], m["role"]) for m in first["members"]] == [
+        ("Yuri Ushakov", "coordinator"),
+        ("Jake Sullivan", "coordinator"),
+    ]
+    assert first["members"][0]["side_id"] == summit.ru_side
+    assert (first["make_key"], second["make_key"]) == (True, False)
+    assert first["next_epoch"] == second["next_epoch"] == 1
+    assert first["keys_for_you"] == second["keys_for_you"] == []
+    assert not first["receives_private"]
+
+    wraps = {ru.id: blob(), us.id: blob()}
+    assert (await keys.make(ru, 1, wraps)).status_code == 204
+    offered = await keys.view(us)
+    assert offered["keys_for_you"] == [{"epoch": 1, "sender_id": ru.id, "wrapped": wraps[us.id]}]
+    assert (await keys.view(ru))["keys_for_you"] == [
+        {"epoch": 1, "sender_id": ru.id, "wrapped": wraps[ru.id]}
+    ]
+    assert offered["pending"] == 1 or offered["in_force"] == 1  # in force after 1 s anyway
+    assert (await keys.confirm(ru, 1)).status_code == 204
+    assert (await keys.confirm(us, 1)).status_code == 204
+    assert (await keys.confirm(us, 1)).status_code == 204  # confirming twice is harmless
+    both = await keys.view(us)
+    assert (both["in_force"], both["pending"], both["next_epoch"]) == (1, None, 2)
+    assert holds(both) == {ru.id: [1], us.id: [1]}
+    assert both["receives_private"] and not both["make_key"] and both["share"] == {}
+
+    # A principal joins the call after the key was made: a holder shares it.
+    putin = await keys.admitted(ru, "Vladimir Putin")
+    putin_key = public_key()
+    assert (await keys.put_key(putin, putin_key)).status_code == 204
+    holder, other, newcomer = await keys.view(ru), await keys.view(us), await keys.view(putin)
+    assert holder["share"] == {putin.id: [1]}
+    assert not holder["make_key"] and not other["make_key"] and not newcomer["make_key"]
+    assert other["share"] == newcomer["share"] == {}  # one holder shares, not everyone
+    assert newcomer["keys_for_you"] == [] and not newcomer["receives_private"]
+    putin_wrap = blob()
+    assert (await keys.share(ru, 1, {putin.id: putin_wrap})).status_code == 204
+    assert (await keys.view(putin))["keys_for_you"] == [
+        {"epoch": 1, "sender_id": ru.id, "wrapped": putin_wrap}
+    ]
+    assert (await keys.view(ru))["share"] == {}
+    assert (await keys.confirm(putin, 1)).status_code == 204
+    joined = await keys.view(putin)
+    assert joined["receives_private"]
+    assert holds(joined) == {ru.id: [1], us.id: [1], putin.id: [1]}
+    assert (joined["in_force"], joined["next_epoch"]) == (1, 2)
+
+    # The principal leaves: the key they hold must be replaced, by the longest-present holder.
+    left = await http.post(f"{keys.base}/leave", headers=putin.auth)
+    assert left.json()["presence"] == "left"
+    after, other = await keys.view(ru), await keys.view(us)
+    assert [m["participant_id"] for m in after["members"]] == [ru.id, us.id]
+    assert (after["make_key"], other["make_key"]) == (True, False)
+    assert after["next_epoch"] == 2 and after["in_force"] == 1
+    gone = await keys.view(putin)
+    assert gone["keys_for_you"] == [] and not gone["receives_private"]
+    refused(await keys.make(us, 1, {ru.id: blob(), us.id: blob()}), 409, "conflict")
+    rekey = {ru.id: blob(), us.id: blob()}
+    refused(await keys.make(ru, 2, {**rekey, putin.id: blob()}), 422, "invalid_input")
+    assert (await keys.make(ru, 2, rekey)).status_code == 204
+    assert (await keys.confirm(ru, 2)).status_code == 204
+    assert (await keys.confirm(us, 2)).status_code == 204
+    final = await keys.view(us)
+    assert (final["in_force"], final["pending"], final["make_key"]) == (2, None, False)
+    assert holds(final) == {ru.id: [1, 2], us.id: [1, 2]}
+    assert [k["epoch"] for k in final["keys_for_you"]] == [2]
+
+    trail = await keys.audit()
+    e2ee = [(r["action"], r["details"]) for r in trail if r["action"].startswith("e2ee_")]
+    assert [action for action, _ in e2ee] == [
+        "e2ee_public_key",
+        "e2ee_public_key",
+        "e2ee_key_made",
+        "e2ee_key_in_force",
+        "e2ee_public_key",
+        "e2ee_key_shared",
+        "e2ee_key_made",
+        "e2ee_key_in_force",
+    ]
+    assert e2ee[0][1]["participant"] == ru.id
+    assert e2ee[2][1] == {"epoch": 1, "recipients": sorted([ru.id, us.id])}
+    # Both confirmed at once; on a machine slower than IN_FORCE_AFTER the clock comes first.
+    assert (e2ee[3][1]["epoch"], e2ee[3][1]["recipients"]) == (1, 2)
+    assert e2ee[3][1]["confirmed"] in (0, 1, 2)
+    assert e2ee[5][1] == {"epoch": 1, "recipients": [putin.id]}
+    assert e2ee[6][1] == {"epoch": 2, "recipients": sorted([ru.id, us.id])}
+    assert (e2ee[7][1]["epoch"], e2ee[7][1]["recipients"]) == (2, 2)
+    fingerprints = {d["fingerprint"] for a, d in e2ee if a == "e2ee_public_key"}
+    assert len(fingerprints) == 3 and all(len(f) == 16 for f in fingerprints)
+    text = await keys.audit_text()
+    for secret in [*wraps.values(), putin_wrap, *rekey.values(), ru_key, us_key, putin_key]:
+        assert secret not in text
+
+
+async def test_a_reloaded_browser_is_given_the_key_again(
+    http: httpx.AsyncClient, summit: Seeded
+) -> None:
+    keys = Keys(http, summit)
+    ru, us = await keys.coordinators_in_the_call()
+    await keys.put_key(ru, public_key())
+    await keys.put_key(us, public_key())
+    assert (await keys.make(ru, 1, {ru.id: blob(), us.id: blob()})).status_code == 204
+    await keys.confirm(ru, 1)
+    await keys.confirm(us, 1)
+    assert (await keys.put_key(us, public_key())).status_code == 204  # a reload
+    reloaded, holder = await keys.view(us), await keys.view(ru)
+    assert reloaded["keys_for_you"] == [] and not reloaded["receives_private"]
+    assert not holder["make_key"] and holder["share"] == {us.id: [1]}
+    refused(await keys.confirm(us, 1), 409, "conflict")  # wrapped for the old key
+    refused(await keys.share(us, 1, {ru.id: blob()}), 403, "forbidden")  # not a holder now
+    again = blob()
+    assert (await keys.share(ru, 1, {us.id: again})).status_code == 204
+    assert (await keys.view(us))["keys_for_you"] == [
+        {"epoch": 1, "sender_id": ru.id, "wrapped": again}
+    ]
+    assert (await keys.confirm(us, 1)).status_code == 204
+    assert (await keys.view(us))["receives_private"]
+
+
+async def test_a_key_goes_in_force_by_itself_when_someone_does_not_confirm(
+    http: httpx.AsyncClient, summit: Seeded
+) -> None:
+    keys = Keys(http, summit)
+    ru, us = await keys.coordinators_in_the_call()
+    await keys.put_key(ru, public_key())
+    await keys.put_key(us, public_key())
+    started = time.monotonic()
+    assert (await keys.make(ru, 1, {ru.id: blob(), us.id: blob()})).status_code == 204
+    assert (await keys.confirm(ru, 1)).status_code == 204
+    early = await keys.view(ru)
+    if time.monotonic() - started < 0.8:  # a slow machine may already be past the deadline
+        assert (early["in_force"], early["pending"]) == (None, 1)
+    view = await keys.in_force_within(ru, 1, 5)
+    assert (view["in_force"], view["pending"]) == (1, None), view
+    assert time.monotonic() - started >= 0.9
+    assert holds(view) == {ru.id: [1], us.id: []}
+    assert view["receives_private"] and not (await keys.view(us))["receives_private"]
+    assert not view["make_key"]  # someone holds it: no new key
+    in_force = [r for r in await keys.audit() if r["action"] == "e2ee_key_in_force"]
+    assert [r["details"] for r in in_force] == [{"epoch": 1, "confirmed": 1, "recipients": 2}]
+    assert in_force[0]["actor"] != ru.id
+    # The late browser still gets the key in force, and confirms it.
+    assert [k["epoch"] for k in (await keys.view(us))["keys_for_you"]] == [1]
+    assert (await keys.confirm(us, 1)).status_code == 204
+    assert (await keys.view(us))["receives_private"]
+    # Settled: the clock has nothing more to do, and browsers are left in peace.
+    assert await events_while_idle(http, keys, us, 2.5) == []
+
+
+async def test_bad_requests_are_refused_and_change_nothing(
+    http: httpx.AsyncClient, summit: Seeded
+) -> None:
+    keys = Keys(http, summit)
+    ru, us = await keys.coordinators_in_the_call()
+    await keys.put_key(ru, public_key())
+    await keys.put_key(us, public_key())
+    outsider = await keys.invite(ru, "Sergey Lavrov", "delegate")  # invited, not in the call
+    waiting = await keys.invite(us, "Antony Blinken", "delegate")
+    assert (await http.post(f"{keys.base}/lobby", headers=waiting.auth)).status_code == 200
+    other_summit = await create_summit(http)
+    stranger = Person("?", other_summit.ru_token)
+    before_view, before_audit = await keys.view(ru), await keys.audit()
+
+    body = refused(await keys.put_key(ru, "AAAA"), 422, "invalid_input")
+    assert body["field"] == "public_key"
+    refused(await keys.put_key(ru, "not base64 at all!"), 422, "invalid_input")
+    off_curve = b64url(b"\x04" + bytes(64))
+    body = refused(await keys.put_key(ru, off_curve), 422, "invalid_input")
+    assert "not a point on P-256" in body["message"]
+    refused(await keys.put_key(ru, "A" * 101), 422, "invalid_input")  # longer than any key
+    response = await http.put(
+        f"{keys.base}/e2ee/public-key", json={"public_key": public_key(), "x": 1}, headers=ru.auth
+    )
+    refused(response, 422, "invalid_input")
+    response = await http.put(
+        f"{keys.base}/e2ee/public-key",
+        content=b'{"public_key": ',
+        headers={**ru.auth, "content-type": "application/json"},
+    )
+    refused(response, 400, "malformed_json")
+
+    both = {ru.id: blob(), us.id: blob()}
+    body = refused(await keys.make(ru, 2, both), 409, "conflict")
+    assert (body["field"], body["message"]) == ("epoch", "the next key is epoch 1, not 2")
+    refused(await keys.make(ru, 0, both), 422, "invalid_input")
+    refused(await keys.make(ru, 70000, both), 422, "invalid_input")
+    body = refused(await keys.make(ru, 1, {ru.id: blob()}), 422, "invalid_input")
+    assert (body["field"], us.id in body["message"]) == ("wraps", True)
+    refused(await keys.make(ru, 1, {**both, "nobody": blob()}), 422, "invalid_input")
+    short = b64url(os.urandom(59))
+    body = refused(await keys.make(ru, 1, {ru.id: blob(), us.id: short}), 422, "invalid_input")
+    assert body["field"] == "wrapped"
+    refused(await keys.make(outsider, 1, both), 403, "forbidden")  # not in the call
+
+    refused(await keys.confirm(ru, 1), 409, "conflict")  # nothing was wrapped for you
+    refused(await keys.share(ru, 1, {us.id: blob()}), 409, "conflict")  # no key in use
+
+    body = refused(await keys.put_key(outsider, public_key()), 403, "forbidden")
+    assert "not in the call" in body["message"]
+    refused(await keys.put_key(waiting, public_key()), 403, "forbidden")  # in the lobby
+    refused(await keys.confirm(waiting, 1), 403, "forbidden")
+
+    body = refused(await keys.put_key(stranger, public_key()), 403, "forbidden")
+    assert body["message"] == "your invitation is for another summit"
+    refused(await http.get(f"{keys.base}/e2ee", headers=stranger.auth), 403, "forbidden")
+    refused(await keys.make(stranger, 1, both), 403, "forbidden")
+    refused(await keys.confirm(stranger, 1), 403, "forbidden")
+
+    for response in (
+        await http.get(f"{keys.base}/e2ee"),
+        await http.put(f"{keys.base}/e2ee/public-key", json={"public_key": public_key()}),
+        await http.post(f"{keys.base}/e2ee/epochs", json={"epoch": 1, "wraps": both}),
+        await http.post(f"{keys.base}/e2ee/shares", json={"epoch": 1, "wraps": both}),
+        await http.post(f"{keys.base}/e2ee/confirmations", json={"epoch": 1}),
+    ):
+        refused(response, 401, "not_authenticated")
+
+    assert await keys.view(ru) == before_view
+    assert await keys.audit() == before_audit
+
+    # With a key in use: a second key is refused, and only holders share it.
+    assert (await keys.make(ru, 1, both)).status_code == 204
+    await keys.confirm(ru, 1)
+    await keys.confirm(us, 1)
+    in_use = await keys.view(ru)
+    body = refused(await keys.make(us, 2, both), 409, "conflict")
+    assert body["message"] == "no new key is needed now"
+    refused(await keys.make(ru, 1, both), 409, "conflict")
+    refused(await keys.confirm(ru, 2), 409, "conflict")
+    refused(await keys.share(ru, 2, {us.id: blob()}), 409, "conflict")
+    refused(await keys.share(ru, 1, {"nobody": blob()}), 422, "invalid_input")
+    assert await keys.view(ru) == in_use
+
+
+async def test_a_key_replaced_before_it_went_in_force_leaves_the_clock_quiet(
+    http: httpx.AsyncClient, summit: Seeded
+) -> None:
+    keys = Keys(http, summit)
+    ru, us = await keys.coordinators_in_the_call()
+    putin = await keys.admitted(ru, "Vladimir Putin")
+    for person in (ru, us, putin):
+        await keys.put_key(person, public_key())
+    made = await keys.make(ru, 1, {ru.id: blob(), us.id: blob(), putin.id: blob()})
+    assert made.status_code == 204
+    await http.post(f"{keys.base}/leave", headers=putin.auth)  # before anyone confirmed
+    assert (await keys.view(ru))["make_key"]
+    assert (await keys.make(ru, 2, {ru.id: blob(), us.id: blob()})).status_code == 204
+    await keys.confirm(ru, 2)
+    await keys.confirm(us, 2)
+    view = await keys.view(us)
+    assert (view["in_force"], view["pending"], view["make_key"]) == (2, None, False)
+    await asyncio.sleep(1.2)  # epoch 1 is now "overdue", though it will never be used
+    assert await events_while_idle(http, keys, us, 2.5) == []
+
+
+async def test_a_key_posted_while_leaving_does_not_outlive_the_leave(
+    http: httpx.AsyncClient, summit: Seeded
+) -> None:
+    keys = Keys(http, summit)
+    ru, _us = await keys.coordinators_in_the_call()
+    putin = await keys.admitted(ru, "Vladimir Putin")
+    for _ in range(20):
+        posted, left = await asyncio.gather(
+            keys.put_key(putin, public_key()),
+            http.post(f"{keys.base}/leave", headers=putin.auth),
+        )
+        assert left.json()["presence"] == "left"
+        assert posted.status_code in (204, 403)
+        members = [m["participant_id"] for m in (await keys.view(ru))["members"]]
+        assert putin.id not in members, "someone who left is still sent keys"
+        await http.post(f"{keys.base}/lobby", headers=putin.auth)
+        readmitted = await http.post(f"{keys.base}/participants/{putin.id}/admit", headers=ru.auth)
+        assert readmitted.status_code == 200, readmitted.text
