@@ -202,13 +202,13 @@ async def key_exchange(http: httpx.AsyncClient, summit_id: str, token: str) -> d
     return result
 
 
-@pytest.fixture(scope="module")
-async def call(
-    browser: Browser, http: httpx.AsyncClient, e2e_server: Server, shots: Path | None
-) -> AsyncIterator[Call]:
-    """Both coordinators and the Russian principal in a summit that is live."""
+async def live_call(
+    browser: Browser, http: httpx.AsyncClient, server: Server, shots: Path | None
+) -> Call:
+    """Both coordinators and the Russian principal, brought by clicks into a summit that
+    goes live."""
     summit = await create_summit(http)
-    room = f"{e2e_server.url}/room/{summit.id}#"
+    room = f"{server.url}/room/{summit.id}#"
     ru = await open_room(browser, room + summit.ru_token, RU_COORDINATOR)
     us = await open_room(browser, room + summit.us_token, US_COORDINATOR)
     call = Call(summit, {RU_COORDINATOR: ru, US_COORDINATOR: us}, shots)
@@ -231,10 +231,21 @@ async def call(
         )
         await us.page.locator('#console button[data-action="consent"]').click()
         await phase_everywhere(call, "public", "LIVE")
+    except BaseException:
+        await call.close()
+        raise
+    return call
+
+
+@pytest.fixture(scope="module")
+async def call(
+    browser: Browser, http: httpx.AsyncClient, e2e_server: Server, shots: Path | None
+) -> AsyncIterator[Call]:
+    call = await live_call(browser, http, e2e_server, shots)
+    try:
         yield call
     finally:
-        for person in call.people.values():
-            await person.page.context.close()
+        await call.close()
 
 
 async def test_the_cut_seals_every_sender_and_the_private_talks_go_on(

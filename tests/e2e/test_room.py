@@ -52,6 +52,10 @@ class Call:
     def pages(self) -> list[Page]:
         return [person.page for person in self.people.values()]
 
+    async def close(self) -> None:
+        for person in self.people.values():
+            await person.page.context.close()
+
     async def shot(self, name: str, file: str, selector: str | None = None) -> None:
         if self.shots is None:
             return
@@ -172,8 +176,7 @@ async def call(
             )
         yield call
     finally:
-        for person in call.people.values():
-            await person.page.context.close()
+        await call.close()
 
 
 async def test_everyone_sees_and_hears_the_others_and_follows_the_phase(call: Call) -> None:

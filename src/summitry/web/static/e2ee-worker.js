@@ -37,6 +37,7 @@ function countersFor(options) {
       undecryptable: 0, // sealed with a key we do not hold, or forged
       dropped: 0, // not sent, or not passed on, because private media must be sealed
       epoch: null, // of the last frame sealed or opened
+      epochSince: null, // wall clock (ms) of the first frame sealed with that epoch
       firstEncryptedAt: null, // wall clock (ms) of the first frame sealed
       lastEncryptedAt: null,
     };
@@ -83,6 +84,7 @@ async function seal(frame, controller, options, c) {
   frame.data = joined(header, new Uint8Array(sealed), iv, metadata).buffer;
   const now = Date.now();
   c.encrypted += 1;
+  if (c.epoch !== epoch) c.epochSince = now;
   c.epoch = epoch;
   c.firstEncryptedAt ??= now;
   c.lastEncryptedAt = now;
