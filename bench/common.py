@@ -74,9 +74,14 @@ async def summitry() -> AsyncIterator[Server]:
 
 
 @asynccontextmanager
-async def chromium() -> AsyncIterator[Browser]:
+async def chromium(camera_fps: int | None = None) -> AsyncIterator[Browser]:
+    """Headless Chromium; its fake camera runs at `camera_fps` if given (else 20 fps)."""
+    args = list(CHROMIUM_ARGS)
+    if camera_fps is not None:
+        fake = args.index("--use-fake-device-for-media-stream")
+        args[fake] = f"--use-fake-device-for-media-stream=fps={camera_fps}"
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=args)
         try:
             yield browser
         finally:
