@@ -815,8 +815,7 @@ class Summits:
         self, grant: Grant, summit_id: str, epoch: int, wraps: dict[str, str]
     ) -> None:
         """A member's browser made a new media key and wrapped it for every member."""
-        for wrapped in wraps.values():
-            e2ee.check_wrapped(wrapped)
+        e2ee.check_wraps(wraps)
         now = self.clock.now()
         async with self._command(summit_id) as session:
             await self._check_in_call(session, grant, summit_id)
@@ -847,8 +846,7 @@ class Summits:
         self, grant: Grant, summit_id: str, epoch: int, wraps: dict[str, str]
     ) -> None:
         """A holder wraps a key in use for members who joined after it was made."""
-        for wrapped in wraps.values():
-            e2ee.check_wrapped(wrapped)
+        e2ee.check_wraps(wraps)
         now = self.clock.now()
         async with self._command(summit_id) as session:
             await self._check_in_call(session, grant, summit_id)
@@ -937,7 +935,8 @@ class Summits:
                     now,
                 )
                 state = await self._key_state(session, summit_id)
-        if row.phase == phases.Phase.PRIVATE.value and self._media is not None:
+        private = row.phase == phases.Phase.PRIVATE.value
+        if private and self._media is not None:
             await self._media.withhold_feeds(
                 summit_id,
                 {
@@ -954,7 +953,8 @@ class Summits:
                 "pending": state.pending.number if state.pending else None,
             },
         )
-        self.hub.announce(summit_id, {"type": "feeds"})
+        if private:  # only then do keys decide who receives feeds: some may sync now
+            self.hub.announce(summit_id, {"type": "feeds"})
 
     async def _receives_feeds(self, summit_id: str, participant_id: str) -> bool:
         """In the private phase only browsers that hold the key receive feeds."""

@@ -53,6 +53,11 @@ def check_wrapped(text: str) -> None:
         )
 
 
+def check_wraps(wraps: dict[str, str]) -> None:
+    for wrapped in wraps.values():
+        check_wrapped(wrapped)
+
+
 def fingerprint(public_key: str) -> str:
     """What the audit trail records of a public key."""
     return hashlib.sha256(public_key.encode()).hexdigest()[:16]
@@ -214,11 +219,7 @@ class KeyState:
             raise Conflict("this summit has used every key epoch", field="epoch")
         if not self.rekey_needed:
             raise Conflict("no new key is needed now", field="epoch")
-        members = {m.participant_id for m in self.members}
-        if unknown := sorted(recipients - members):
-            raise InvalidInput(
-                f"not in the call with a public key: {', '.join(unknown)}", field="wraps"
-            )
+        members = self._members_only(recipients)
         if lacking := sorted(members - recipients):
             raise InvalidInput(f"the key must be wrapped for {', '.join(lacking)}", field="wraps")
 
@@ -228,12 +229,17 @@ class KeyState:
             raise Conflict(f"epoch {number} is not a key in use", field="epoch")
         if not self.holds(sender, epoch):
             raise NotPermitted(f"you have not confirmed that you hold epoch {number}")
+        self._members_only(recipients)
+        return epoch
+
+    def _members_only(self, recipients: set[str]) -> set[str]:
+        """The members, once every recipient is one of them."""
         members = {m.participant_id for m in self.members}
         if unknown := sorted(recipients - members):
             raise InvalidInput(
                 f"not in the call with a public key: {', '.join(unknown)}", field="wraps"
             )
-        return epoch
+        return members
 
     def check_confirm(self, participant_id: str, number: int) -> Epoch:
         epoch = self.epoch(number)
