@@ -410,11 +410,10 @@ async def test_grant_expires_a_day_after_the_planned_end(
 
 async def test_public_endpoints_are_rate_limited(http: httpx.AsyncClient, summit: Seeded) -> None:
     url = f"/api/v1/public/{summit.slug}"
-    answers = [(await http.get(url)).status_code for _ in range(250)]
-    assert answers[:100] == [200] * 100  # the burst
-    assert 429 in answers
-    limited = await http.get(url)
-    assert (limited.status_code, limited.json()["error"]) == (429, "rate_limited")
+    answers = [await http.get(url) for _ in range(250)]
+    assert [answer.status_code for answer in answers[:100]] == [200] * 100  # the burst
+    limited = next(answer for answer in answers if answer.status_code == 429)
+    assert limited.json()["error"] == "rate_limited"
     assert limited.headers["retry-after"] == "1"
     # Participants' endpoints are not the public's: they are not limited by it.
     own = await http.get(f"/api/v1/summits/{summit.id}", headers=bearer(summit.ru_token))

@@ -75,6 +75,30 @@ TONE_METER = """
 }
 """
 
+# A meter for the fake camera's picture, a flat green field (0, 128, 0) under a clock
+# and a moving shape. For every frame presented it draws a thumbnail and counts the
+# pixels of that green: most of a real picture, next to none of decoded garbage.
+PICTURE_METER = """
+(video) => {
+  const canvas = new OffscreenCanvas(64, 36);
+  const context = canvas.getContext("2d", { willReadFrequently: true });
+  const meter = { frames: 0, greenest: 0 };
+  const look = () => {
+    context.drawImage(video, 0, 0, canvas.width, canvas.height);
+    const { data } = context.getImageData(0, 0, canvas.width, canvas.height);
+    let green = 0;
+    for (let i = 0; i < data.length; i += 4) {
+      if (data[i] < 60 && data[i + 1] > 90 && data[i + 1] < 170 && data[i + 2] < 60) green += 1;
+    }
+    meter.frames += 1;
+    meter.greenest = Math.max(meter.greenest, green / (data.length / 4));
+    video.requestVideoFrameCallback(look);
+  };
+  video.requestVideoFrameCallback(look);
+  return meter;
+}
+"""
+
 # A subscription that Janus offers directly, answered in this page; with `keys`, its
 # receivers decrypt with a copy of the page's current key ring.
 CURIOUS_SUBSCRIBER = (
@@ -83,8 +107,11 @@ async ([offer, withKeys]) => {
   const toneMeter = """
     + TONE_METER
     + """;
+  const pictureMeter = """
+    + PICTURE_METER
+    + """;
   const pc = new RTCPeerConnection();
-  const curious = { pc, receivers: {}, tone: null, worker: null };
+  const curious = { pc, receivers: {}, tone: null, picture: null, worker: null };
   window.curious = curious;
   if (withKeys) {
     curious.worker = new Worker("/static/e2ee-worker.js");
@@ -106,6 +133,7 @@ async ([offer, withKeys]) => {
       video.muted = true;
       video.srcObject = new MediaStream([event.track]);
       video.play().catch(() => {});
+      curious.picture = pictureMeter(video);
     }
   });
   await pc.setRemoteDescription({ type: "offer", sdp: offer });
@@ -117,7 +145,7 @@ async ([offer, withKeys]) => {
 
 CURIOUS_STATS = """
 async () => {
-  const result = { tone: window.curious.tone };
+  const result = { tone: window.curious.tone, picture: window.curious.picture };
   for (const [kind, receiver] of Object.entries(window.curious.receivers)) {
     for (const entry of (await receiver.getStats()).values()) {
       if (entry.type === "inbound-rtp") result[kind] = entry;
@@ -248,6 +276,21 @@ async def call(
         await call.close()
 
 
+@pytest.fixture
+async def private_call(call: Call) -> Call:
+    """The call in the private phase with every screen encrypted, whichever tests ran
+    before (the first one makes the cut itself)."""
+    coordinator = call[US_COORDINATOR]
+    if await coordinator.locator("#phase-banner").get_attribute("data-phase") != "private":
+        await coordinator.locator('#console button[data-action="cut"]').click()
+        await phase_everywhere(call, "private", "PRIVATE")
+    for page in call.pages:
+        await expect(page.locator("#e2ee")).to_have_attribute(
+            "data-status", "on", timeout=QUICK_TIMEOUT_MS
+        )
+    return call
+
+
 async def test_the_cut_seals_every_sender_and_the_private_talks_go_on(
     call: Call, http: httpx.AsyncClient
 ) -> None:
@@ -309,21 +352,23 @@ async def test_the_cut_seals_every_sender_and_the_private_talks_go_on(
 
 
 async def test_a_subscriber_attached_to_janus_directly_decodes_nothing(
-    call: Call, browser: Browser, e2e_server: Server, http: httpx.AsyncClient
+    private_call: Call, browser: Browser, e2e_server: Server, http: httpx.AsyncClient
 ) -> None:
-    feeds = await feeds_of(http, call.summit.id, call.summit.ru_token)
+    feeds = await feeds_of(http, private_call.summit.id, private_call.summit.ru_token)
     context = await browser.new_context()
     page = await context.new_page()
     await page.goto(f"{e2e_server.url}/api/v1/health")  # a page of that origin, no room code
-    curious = CuriousSubscriber(e2e_server, call.summit.id)
-    participant = call[US_COORDINATOR]
+    curious = CuriousSubscriber(e2e_server, private_call.summit.id)
+    participant = private_call[US_COORDINATOR]
     try:
-        # The control: the same meter on a participant's page hears the principal's beep.
+        # The control: the same meters on a participant's page hear the principal's beep
+        # and see his camera's picture.
         await participant.evaluate(
-            "(meter) => { const tile = [...document.querySelectorAll('#stage .tile')]"
-            ".find((t) => t.dataset.name === 'Vladimir Putin'); window.heard = "
-            "eval(meter)(tile.querySelector('video').srcObject.getAudioTracks()[0]); }",
-            TONE_METER,
+            "([toneMeter, pictureMeter]) => { const video = [...document.querySelectorAll("
+            "'#stage .tile')].find((t) => t.dataset.name === 'Vladimir Putin')"
+            ".querySelector('video'); window.heard = eval(toneMeter)("
+            "video.srcObject.getAudioTracks()[0]); window.seen = eval(pictureMeter)(video); }",
+            [TONE_METER, PICTURE_METER],
         )
         await curious.watch(page, [feeds[RU_PRINCIPAL]], with_keys=False)
         async with asyncio.timeout(MEDIA_TIMEOUT_MS / 1000):
@@ -331,14 +376,18 @@ async def test_a_subscriber_attached_to_janus_directly_decodes_nothing(
                 await asyncio.sleep(0.5)
         await page.wait_for_timeout(3000)
         seen = await curious_stats(page)
-        heard = await participant.evaluate("window.heard")
+        heard, shown = await participant.evaluate("[window.heard, window.seen]")
     finally:
         await curious.close()
         await context.close()
     video, audio = seen["video"], seen["audio"]
     assert video["framesReceived"] >= 90, seen
-    # A few key frames can pass the decoder as garbage; nothing like a picture stream.
-    assert video.get("framesDecoded", 0) <= 0.05 * video["framesReceived"], seen
+    # Some sealed frames pass the decoder as garbage (it parses whatever bits follow the
+    # clear header); not one of them shows the camera's picture, which fills 95 % of
+    # every frame the participant sees.
+    assert video.get("framesDecoded", 0) <= 0.25 * video["framesReceived"], seen
+    assert shown["frames"] > 30 and shown["greenest"] > 0.8, shown
+    assert seen["picture"]["greenest"] < 0.2, seen["picture"]
     assert audio["packetsReceived"] > 100, seen
     # The meter finds the beep (~25 times the power around it) where it is decrypted,
     # and only noise (~1.3) in what Janus relays.
@@ -347,7 +396,7 @@ async def test_a_subscriber_attached_to_janus_directly_decodes_nothing(
 
 
 async def test_a_substituted_public_key_shows_a_different_security_code(
-    call: Call, browser: Browser, http: httpx.AsyncClient
+    private_call: Call, browser: Browser, http: httpx.AsyncClient
 ) -> None:
     """A delegate's browser talks to a server that hands it an attacker's public keys in
     place of the others' (as a man in the middle would)."""
@@ -360,7 +409,7 @@ async def test_a_substituted_public_key_shows_a_different_security_code(
                 member["public_key"] = attacker[member["public_key"]]
         return body
 
-    link = await invite(call[US_COORDINATOR], "Antony Blinken", "delegate")
+    link = await invite(private_call[US_COORDINATOR], "Antony Blinken", "delegate")
     blinken = await open_room(browser, link, "Antony Blinken")
     me = (await blinken.page.evaluate("window.summitry.state.me"))["participant"]["id"]
 
@@ -372,7 +421,7 @@ async def test_a_substituted_public_key_shows_a_different_security_code(
     try:
         await blinken.page.locator("#join").click()
         await (
-            call[US_COORDINATOR]
+            private_call[US_COORDINATOR]
             .locator('#waiting-list li[data-name="Antony Blinken"] button.admit')
             .click()
         )
@@ -386,8 +435,10 @@ async def test_a_substituted_public_key_shows_a_different_security_code(
         # The others include his real key in their code: it matches theirs, not his.
         async with asyncio.timeout(QUICK_TIMEOUT_MS / 1000):
             while True:
-                honest = {name: await security_code(call[name]) for name in call.people}
-                members = await call[RU_COORDINATOR].evaluate(
+                honest = {
+                    name: await security_code(private_call[name]) for name in private_call.people
+                }
+                members = await private_call[RU_COORDINATOR].evaluate(
                     "window.summitry.e2ee().view.members.length"
                 )
                 if members == 4 and len(set(honest.values())) == 1:
@@ -397,11 +448,11 @@ async def test_a_substituted_public_key_shows_a_different_security_code(
         # Without the key he is kept off the private feeds: nothing reaches his page.
         await page.wait_for_timeout(2000)
         assert all(tile["framesDecoded"] == 0 for tile in (await stats(page)).values())
-        if call.shots is not None:
-            await page.screenshot(path=str(call.shots / "22-key-swapped.png"))
+        if private_call.shots is not None:
+            await page.screenshot(path=str(private_call.shots / "22-key-swapped.png"))
         # His browser was sent the key, wrapped for his real public key: when he leaves,
         # the others make a new one.
-        summit = call.summit
+        summit = private_call.summit
         shared = await key_exchange(http, summit.id, summit.ru_token)
         await page.locator("#leave").click()
         await expect(page.locator("#lobby-state")).to_have_attribute("data-state", "left")
@@ -424,10 +475,10 @@ def fake_public_key() -> str:
 
 
 async def test_a_removed_participant_decodes_nothing_sent_after_the_rekey(
-    call: Call, e2e_server: Server, http: httpx.AsyncClient
+    private_call: Call, e2e_server: Server, http: httpx.AsyncClient
 ) -> None:
-    summit = call.summit
-    putin = call[RU_PRINCIPAL]
+    summit = private_call.summit
+    putin = private_call[RU_PRINCIPAL]
     feeds = await feeds_of(http, summit.id, summit.ru_token)
     async with asyncio.timeout(QUICK_TIMEOUT_MS / 1000):
         while True:  # the rekey after the delegate left is over: everyone holds the key
@@ -445,7 +496,7 @@ async def test_a_removed_participant_decodes_nothing_sent_after_the_rekey(
                 await asyncio.sleep(0.3)  # his copy of the key opens the frames
 
         removed = time.monotonic()
-        ru = call[RU_COORDINATOR]
+        ru = private_call[RU_COORDINATOR]
         remove = ru.locator(f'#own-roster li[data-name="{RU_PRINCIPAL}"] button.remove')
         await remove.click()
         await expect(remove).to_have_text("Confirm")
@@ -477,4 +528,4 @@ async def test_a_removed_participant_decodes_nothing_sent_after_the_rekey(
     )
     assert removed_id not in made["details"]["recipients"]
     # The two who stay still see each other, under the new key.
-    await wait_for_media(call[US_COORDINATOR], [RU_COORDINATOR])
+    await wait_for_media(private_call[US_COORDINATOR], [RU_COORDINATOR])
