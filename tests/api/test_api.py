@@ -408,6 +408,57 @@ async def test_grant_expires_a_day_after_the_planned_end(
     assert datetime.fromtimestamp(claims["exp"], UTC) == ends_at + timedelta(days=1)
 
 
+def client_from(server: Server, address: str) -> httpx.AsyncClient:
+    """A client on another loopback address: the limits count per address."""
+    transport = httpx.AsyncHTTPTransport(local_address=address)
+    return httpx.AsyncClient(base_url=server.url, transport=transport, timeout=10)
+
+
+async def test_an_address_that_keeps_presenting_forged_credentials_is_stopped(
+    http: httpx.AsyncClient, server: Server, summit: Seeded
+) -> None:
+    base = f"/api/v1/summits/{summit.id}"
+    invite = (
+        await http.post(
+            f"{base}/participants",
+            headers=bearer(summit.ru_token),
+            json={"name": "Dmitry Peskov", "role": "delegate"},
+        )
+    ).json()
+    await http.delete(
+        f"{base}/participants/{invite['participant']['id']}", headers=bearer(summit.ru_token)
+    )
+    before = await summit_count(http)
+    async with (
+        client_from(server, "127.0.0.7") as guesser,
+        client_from(server, "127.0.0.8") as removed,
+    ):
+        # A genuine grant that was revoked is refused as often as it comes, never throttled.
+        refused = [
+            await removed.get("/api/v1/me", headers=bearer(invite["token"])) for _ in range(30)
+        ]
+        assert {r.status_code for r in refused} == {401}
+        assert refused[-1].json()["message"] == "this invitation link has been revoked"
+
+        forged = summit.ru_token[:-4] + ("AAAA" if not summit.ru_token.endswith("AAAA") else "BBBB")
+        guesses = [await guesser.get("/api/v1/me", headers=bearer(forged)) for _ in range(10)]
+        guesses += [
+            await guesser.post("/api/v1/summits", json=summit_body(), headers=bearer(f"guess-{n}"))
+            for n in range(10)
+        ]
+        assert [r.status_code for r in guesses] == [401] * 10 + [403] * 10
+        stopped = await guesser.get("/api/v1/me", headers=bearer(forged))
+        assert (stopped.status_code, stopped.json()["error"]) == (429, "too_many_failures")
+        assert 1 <= int(stopped.headers["retry-after"]) <= 6
+        assert "try again in" in stopped.json()["message"]
+        # Nothing is read from a stopped address, not even a good credential...
+        assert (await guesser.get("/api/v1/me", headers=bearer(summit.ru_token))).status_code == 429
+        # ...but the public page stays open to it, and other addresses are not affected.
+        assert (await guesser.get(f"/api/v1/public/{summit.slug}")).status_code == 200
+        assert (await http.get("/api/v1/me", headers=bearer(summit.ru_token))).status_code == 200
+    assert await summit_count(http) == before
+
+
 async def test_public_endpoints_are_rate_limited(http: httpx.AsyncClient, summit: Seeded) -> None:
     url = f"/api/v1/public/{summit.slug}"
     answers = [await http.get(url) for _ in range(250)]

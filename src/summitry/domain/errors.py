@@ -41,6 +41,11 @@ class NotAuthenticated(SummitryError):
     """No valid grant: missing, forged, expired or revoked."""
 
 
+class NotIssuedHere(NotAuthenticated):
+    """A credential this server never issued: forged, mistyped or guessed. Unlike an
+    expired or revoked grant, each one counts against the caller's address."""
+
+
 class NotFound(SummitryError):
     """The thing asked for does not exist (or is not visible to the caller)."""
 

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 import jwt
 
-from summitry.domain.errors import NotAuthenticated
+from summitry.domain.errors import NotAuthenticated, NotIssuedHere
 from summitry.domain.model import Role
 
 ALGORITHM = "HS256"
@@ -56,9 +56,7 @@ def read(token: str, secret: bytes, now: datetime) -> Grant:
             options={"verify_exp": False, "require": ["exp", "sub", "jti", "aud"]},
         )
     except jwt.InvalidTokenError as error:
-        raise NotAuthenticated(
-            "this invitation link is not valid (it was not issued here)"
-        ) from error
+        raise NotIssuedHere("this invitation link is not valid (it was not issued here)") from error
     try:
         grant = Grant(
             summit_id=str(claims["summit"]),

@@ -30,7 +30,7 @@ from summitry.media.supervisor import (
 )
 from summitry.store.database import make_engine, migrate, sessions
 from summitry.web import api, errors, keys, media, pages, public
-from summitry.web.limits import BodyLimit, RateLimit
+from summitry.web.limits import BodyLimit, Buckets, CredentialThrottle, RateLimit
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,9 @@ BODY_LIMIT = 64 * 1024
 # requests a second, and several viewers may share an address; bursts cover a page load.
 PUBLIC_PREFIXES = ("/api/v1/public/", "/s/")
 PUBLIC_RATE, PUBLIC_BURST = 50.0, 100
+# Credentials not issued here, per address: a mistyped link or two costs nothing; a
+# guesser gets 20, then one every 6 s (a million guesses would take two months).
+FAILED_CREDENTIAL_RATE, FAILED_CREDENTIAL_BURST = 1 / 6, 20
 TICK_SECONDS = 1.0
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -172,6 +175,15 @@ def create_app(config: Config, clock: Clock | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.mount("/static", pages.static_files, name="static")
     app.add_middleware(BodyLimit, limit=BODY_LIMIT)
-    app.add_middleware(RateLimit, prefixes=PUBLIC_PREFIXES, rate=PUBLIC_RATE, burst=PUBLIC_BURST)
+    app.add_middleware(
+        RateLimit, prefixes=PUBLIC_PREFIXES, buckets=Buckets(PUBLIC_RATE, PUBLIC_BURST)
+    )
+    app.state.failed_credentials = Buckets(FAILED_CREDENTIAL_RATE, FAILED_CREDENTIAL_BURST)
+    app.add_middleware(
+        CredentialThrottle,
+        prefix="/api/",
+        exempt=PUBLIC_PREFIXES,
+        failures=app.state.failed_credentials,
+    )
     app.add_middleware(SecurityHeaders)
     return app

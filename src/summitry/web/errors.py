@@ -17,6 +17,7 @@ from summitry.domain.errors import (
     MediaUnavailable,
     NotAuthenticated,
     NotFound,
+    NotIssuedHere,
     NotPermitted,
     StaleVersion,
     SummitryError,
@@ -30,6 +31,7 @@ STATUS: dict[type[SummitryError], tuple[int, str]] = {
     StaleVersion: (409, "stale_version"),
     Conflict: (409, "conflict"),
     NotAuthenticated: (401, "not_authenticated"),
+    NotIssuedHere: (401, "not_authenticated"),
     NotPermitted: (403, "forbidden"),
     NotFound: (404, "not_found"),
 }

@@ -1,8 +1,10 @@
-"""Request body limits, enforced before the application reads a byte too many."""
+"""Limits enforced before the application does any work: request body sizes, the public
+endpoints' request rate, and addresses that keep presenting credentials not issued here."""
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -55,72 +57,115 @@ class BodyLimit:
                 await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            error_body("body_too_large", f"the request body is larger than {self.limit} bytes")
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        message = f"the request body is larger than {self.limit} bytes"
+        await refuse(send, 413, error_body("body_too_large", message))
 
 
-class RateLimit:
-    """Per-client token buckets for the public endpoints (no account stands behind
-    them): `rate` requests a second on average, bursts up to `burst`; 429 beyond."""
+class Buckets:
+    """Per-client token buckets: `rate` tokens a second on average, up to `burst`."""
 
     def __init__(
-        self,
-        app: ASGIApp,
-        prefixes: tuple[str, ...],
-        rate: float,
-        burst: int,
-        clock: Callable[[], float] = time.monotonic,
+        self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self.app = app
-        self.prefixes = prefixes
         self.rate = rate
         self.burst = burst
         self.clock = clock
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
-    def allow(self, client: str) -> bool:
+    def _level(self, client: str) -> float:
         now = self.clock()
         tokens, last = self._buckets.pop(client, (float(self.burst), now))
         tokens = min(float(self.burst), tokens + (now - last) * self.rate)
-        allowed = tokens >= 1.0
-        self._buckets[client] = (tokens - 1.0 if allowed else tokens, now)
+        self._buckets[client] = (tokens, now)
         while len(self._buckets) > MAX_CLIENTS:  # forget the longest-idle clients
             self._buckets.popitem(last=False)
-        return allowed
+        return tokens
+
+    def take(self, client: str) -> bool:
+        """Takes a token if there is one; False when the client is out of tokens."""
+        tokens = self._level(client)
+        if tokens < 1.0:
+            return False
+        self._buckets[client] = (tokens - 1.0, self.clock())
+        return True
+
+    def wait(self, client: str) -> float:
+        """Seconds until the client has a token again; 0 when it has one now."""
+        return max(0.0, (1.0 - self._level(client)) / self.rate)
+
+
+def client_address(scope: Scope) -> str:
+    return str((scope.get("client") or ("unknown", 0))[0])
+
+
+async def refuse(
+    send: Send, status: int, body: dict[str, object], retry_after: int | None = None
+) -> None:
+    encoded = json.dumps(body).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(encoded)).encode()),
+    ]
+    if retry_after is not None:
+        headers.append((b"retry-after", str(retry_after).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": encoded})
+
+
+class RateLimit:
+    """The public endpoints' limit (no account stands behind them): `rate` requests a
+    second per client on average, bursts up to `burst`; 429 beyond."""
+
+    def __init__(self, app: ASGIApp, prefixes: tuple[str, ...], buckets: Buckets) -> None:
+        self.app = app
+        self.prefixes = prefixes
+        self.buckets = buckets
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(self.prefixes):
+        if (
+            scope["type"] != "http"
+            or not scope["path"].startswith(self.prefixes)
+            or self.buckets.take(client_address(scope))
+        ):
             await self.app(scope, receive, send)
             return
-        client = (scope.get("client") or ("unknown", 0))[0]
-        if self.allow(client):
+        await refuse(send, 429, error_body("rate_limited", "too many requests; slow down"), 1)
+
+
+class CredentialThrottle:
+    """Stops an address that keeps presenting credentials this server never issued
+    (guessing a grant or the operator's token): once its bucket of failures is empty,
+    every API request from it gets 429 before any credential is read, so further
+    guesses are not even tried. The API spends a token per such credential; expired
+    and revoked grants, honest mistakes of real participants, spend nothing."""
+
+    def __init__(
+        self, app: ASGIApp, prefix: str, exempt: tuple[str, ...], failures: Buckets
+    ) -> None:
+        self.app = app
+        self.prefix = prefix
+        self.exempt = exempt
+        self.failures = failures
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if (
+            scope["type"] not in ("http", "websocket")
+            or not path.startswith(self.prefix)
+            or (path.startswith(self.exempt))
+        ):
             await self.app(scope, receive, send)
             return
-        body = json.dumps(error_body("rate_limited", "too many requests; slow down")).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 429,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"retry-after", b"1"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
+        wait = self.failures.wait(client_address(scope))
+        if wait == 0:
+            await self.app(scope, receive, send)
+            return
+        seconds = math.ceil(wait)
+        message = (
+            "too many credentials that were not issued here came from your address; "
+            f"try again in {seconds} s"
         )
-        await send({"type": "http.response.body", "body": body})
+        await refuse(send, 429, error_body("too_many_failures", message), seconds)
 
 
 MAX_CLIENTS = 100_000
