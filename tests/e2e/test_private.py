@@ -465,6 +465,45 @@ async def test_a_substituted_public_key_shows_a_different_security_code(
         await blinken.page.context.close()
 
 
+async def test_a_browser_without_script_transforms_seals_with_encoded_streams(
+    private_call: Call, browser: Browser
+) -> None:
+    """The fallback for browsers that only have `createEncodedStreams`: the same worker
+    behind the streams of every sender and receiver."""
+    name = "Sergey Lavrov"
+    link = await invite(private_call[RU_COORDINATOR], name, "delegate")
+    lavrov = await open_room(browser, link, name, "delete window.RTCRtpScriptTransform;")
+    page = lavrov.page
+    try:
+        assert await page.evaluate("typeof RTCRtpScriptTransform") == "undefined"
+        await page.locator("#join").click()
+        await (
+            private_call[RU_COORDINATOR]
+            .locator(f'#waiting-list li[data-name="{name}"] button.admit')
+            .click()
+        )
+        await expect(page.locator("body")).to_have_attribute("data-screen", "call")
+        await expect(page.locator("#e2ee")).to_have_attribute(
+            "data-status", "on", timeout=QUICK_TIMEOUT_MS
+        )
+        others = list(private_call.people)
+        await wait_for_media(page, others)
+        everyone = [*others, name]
+        await wait_for_media(
+            private_call[US_COORDINATOR], [n for n in everyone if n != US_COORDINATOR]
+        )
+        transforms = await counters(page)
+        sent = [c for c in transforms if c["side"] == "send"]
+        received = [c for c in transforms if c["side"] == "receive"]
+        assert len(sent) == 2 and all(c["encrypted"] > 0 and c["clear"] == 0 for c in sent), sent
+        assert all(c["decrypted"] > 0 for c in received if c["kind"] == "video"), received
+        assert lavrov.errors == [], lavrov.errors
+        await page.locator("#leave").click()
+        await expect(page.locator("#lobby-state")).to_have_attribute("data-state", "left")
+    finally:
+        await page.context.close()
+
+
 def fake_public_key() -> str:
     raw = (
         ec.generate_private_key(ec.SECP256R1())

@@ -66,11 +66,12 @@ class Call:
             await self[name].locator(selector).screenshot(path=path)
 
 
-async def open_room(browser: Browser, link: str, name: str) -> Person:
+async def open_room(browser: Browser, link: str, name: str, init_script: str = "") -> Person:
     context = await browser.new_context(
         viewport={"width": 1440, "height": 900}, permissions=["camera", "microphone"]
     )
-    await context.add_init_script(LOW_QUALITY)
+    for script in (LOW_QUALITY, init_script):
+        await context.add_init_script(script)
     page = await context.new_page()
     person = Person(name, page)
     page.on("pageerror", lambda error: person.errors.append(str(error)))
