@@ -16,6 +16,20 @@ import pytest
 from tests.servers import Seeded, Server, bearer, operator, summit_body
 
 
+async def invited(
+    http: httpx.AsyncClient, summit_id: str, coordinator: str, name: str, role: str
+) -> dict[str, Any]:
+    """A coordinator invites someone to their side: the link, token and participant."""
+    response = await http.post(
+        f"/api/v1/summits/{summit_id}/participants",
+        headers=bearer(coordinator),
+        json={"name": name, "role": role},
+    )
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
 async def summit_count(http: httpx.AsyncClient) -> int:
     return len((await http.get("/api/v1/summits", headers=operator())).json())
 
@@ -130,13 +144,7 @@ async def test_phase_actions_and_their_refusals(http: httpx.AsyncClient, summit:
         "error": "not_allowed_now",
         "message": "cannot cut while the summit is scheduled (allowed: open_lobby, cancel)",
     }
-    invite = (
-        await http.post(
-            f"{base}/participants",
-            headers=bearer(summit.ru_token),
-            json={"name": "Vladimir Putin", "role": "principal"},
-        )
-    ).json()
+    invite = await invited(http, summit.id, summit.ru_token, "Vladimir Putin", "principal")
     response = await http.post(f"{base}/actions/open_lobby", headers=bearer(invite["token"]))
     assert response.status_code == 403
     assert response.json()["message"] == "only a coordinator may do this; you are principal"
@@ -162,13 +170,7 @@ async def test_coordinator_cannot_act_on_the_other_side(
         json={"name": "Joe Biden", "role": "principal", "side_id": summit.us_side},
     )
     assert (response.status_code, response.json()["error"]) == (403, "forbidden")
-    biden = (
-        await http.post(
-            f"{base}/participants",
-            headers=bearer(summit.us_token),
-            json={"name": "Joe Biden", "role": "principal"},
-        )
-    ).json()
+    biden = await invited(http, summit.id, summit.us_token, "Joe Biden", "principal")
     pid = biden["participant"]["id"]
     for path in (f"{base}/participants/{pid}/admit", f"{base}/participants/{pid}/deny"):
         assert (await http.post(path, headers=bearer(summit.ru_token))).status_code == 403
@@ -220,13 +222,7 @@ async def test_invalid_expired_and_revoked_tokens(
     response = await http.get(base, headers=bearer(expired))
     assert response.status_code == 401
     assert "expired" in response.json()["message"]
-    invite = (
-        await http.post(
-            f"{base}/participants",
-            headers=bearer(summit.ru_token),
-            json={"name": "Dmitry Peskov", "role": "delegate"},
-        )
-    ).json()
+    invite = await invited(http, summit.id, summit.ru_token, "Dmitry Peskov", "delegate")
     assert (await http.get("/api/v1/me", headers=bearer(invite["token"]))).status_code == 200
     removed = await http.delete(
         f"{base}/participants/{invite['participant']['id']}", headers=bearer(summit.ru_token)
@@ -241,13 +237,7 @@ async def test_invalid_expired_and_revoked_tokens(
 
 async def test_invitation_link_and_ics(http: httpx.AsyncClient, summit: Seeded) -> None:
     base = f"/api/v1/summits/{summit.id}/participants"
-    invite = (
-        await http.post(
-            base,
-            headers=bearer(summit.us_token),
-            json={"name": "Antony Blinken", "role": "delegate"},
-        )
-    ).json()
+    invite = await invited(http, summit.id, summit.us_token, "Antony Blinken", "delegate")
     pid = invite["participant"]["id"]
     own = (await http.get(f"{base}/{pid}/invitation", headers=bearer(invite["token"]))).json()
     assert own["link"] == invite["link"]
@@ -418,13 +408,7 @@ async def test_an_address_that_keeps_presenting_forged_credentials_is_stopped(
     http: httpx.AsyncClient, server: Server, summit: Seeded
 ) -> None:
     base = f"/api/v1/summits/{summit.id}"
-    invite = (
-        await http.post(
-            f"{base}/participants",
-            headers=bearer(summit.ru_token),
-            json={"name": "Dmitry Peskov", "role": "delegate"},
-        )
-    ).json()
+    invite = await invited(http, summit.id, summit.ru_token, "Dmitry Peskov", "delegate")
     await http.delete(
         f"{base}/participants/{invite['participant']['id']}", headers=bearer(summit.ru_token)
     )
