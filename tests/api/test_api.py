@@ -13,7 +13,7 @@ import httpx
 import jwt
 import pytest
 
-from tests.servers import Seeded, Server, bearer, operator, summit_body
+from tests.servers import Seeded, Server, bearer, create_summit, operator, summit_body
 
 
 async def invited(
@@ -317,7 +317,7 @@ async def test_event_streams_carry_phase_and_roster(
 ) -> None:
     base = f"/api/v1/summits/{summit.id}"
     async with (
-        http.stream("GET", f"{base}/events", params={"token": summit.us_token}) as own,
+        http.stream("GET", f"{base}/events", headers=bearer(summit.us_token)) as own,
         http.stream("GET", f"/api/v1/public/{summit.slug}/events") as public,
     ):
         assert own.headers["content-type"].startswith("text/event-stream")
@@ -396,6 +396,65 @@ async def test_grant_expires_a_day_after_the_planned_end(
     view = (await http.get(f"/api/v1/summits/{summit.id}", headers=operator())).json()
     ends_at = datetime.fromisoformat(view["ends_at"])
     assert datetime.fromtimestamp(claims["exp"], UTC) == ends_at + timedelta(days=1)
+
+
+async def test_the_event_stream_takes_a_ticket_and_never_the_links_grant_in_its_url(
+    http: httpx.AsyncClient, server: Server, summit: Seeded
+) -> None:
+    base = f"/api/v1/summits/{summit.id}"
+    # The link's grant is good in a header, never in a URL.
+    in_url = await http.get(f"{base}/events", params={"ticket": summit.ru_token})
+    assert in_url.status_code == 401
+    assert in_url.json()["message"].startswith("this needs an event-stream ticket")
+    as_before = await http.get(f"{base}/events", params={"token": summit.ru_token})
+    assert (as_before.status_code, as_before.json()["message"]) == (
+        401,
+        "this needs the grant from your invitation link",
+    )
+
+    issued = await http.post(f"{base}/events/tickets", headers=bearer(summit.ru_token))
+    assert issued.status_code == 201, issued.text
+    ticket = issued.json()["ticket"]
+    lifetime = datetime.fromisoformat(issued.json()["expires_at"]) - datetime.now(UTC)
+    assert timedelta(seconds=50) < lifetime <= timedelta(seconds=60)
+    async with http.stream("GET", f"{base}/events", params={"ticket": ticket}) as events:
+        assert events.status_code == 200
+        async for line in events.aiter_lines():
+            if line.startswith("data: "):
+                assert json.loads(line[6:])["type"] == "phase"
+                break
+    # A ticket opens that stream and nothing else.
+    me = await http.get("/api/v1/me", headers=bearer(ticket))
+    assert (me.status_code, me.json()["message"]) == (
+        401,
+        "this needs the grant of an invitation link, not another credential",
+    )
+    other = await create_summit(http)
+    elsewhere = await http.get(f"/api/v1/summits/{other.id}/events", params={"ticket": ticket})
+    assert elsewhere.status_code == 403
+    refused = await http.post(
+        f"/api/v1/summits/{other.id}/events/tickets", headers=bearer(summit.ru_token)
+    )
+    assert refused.status_code == 403
+    # Expired, or of a removed participant: refused.
+    claims = jwt.decode(ticket, options={"verify_signature": False})
+    secret = (server.data_dir / "grant.key").read_text().strip().encode()
+    expired = jwt.encode({**claims, "exp": int(datetime.now(UTC).timestamp()) - 1}, secret, "HS256")
+    response = await http.get(f"{base}/events", params={"ticket": expired})
+    assert (response.status_code, response.json()["message"]) == (
+        401,
+        "this event-stream ticket has expired; ask for a new one",
+    )
+    peskov = await invited(http, summit.id, summit.ru_token, "Dmitry Peskov", "delegate")
+    his = (await http.post(f"{base}/events/tickets", headers=bearer(peskov["token"]))).json()
+    await http.delete(
+        f"{base}/participants/{peskov['participant']['id']}", headers=bearer(summit.ru_token)
+    )
+    response = await http.get(f"{base}/events", params={"ticket": his["ticket"]})
+    assert (response.status_code, response.json()["message"]) == (
+        401,
+        "this invitation link has been revoked",
+    )
 
 
 def client_from(server: Server, address: str) -> httpx.AsyncClient:

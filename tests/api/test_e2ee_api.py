@@ -140,7 +140,7 @@ async def events_while_idle(
             if line.startswith("data: "):
                 events.append(json.loads(line[6:]))
 
-    async with http.stream("GET", f"{keys.base}/events", params={"token": who.token}) as stream:
+    async with http.stream("GET", f"{keys.base}/events", headers=bearer(who.token)) as stream:
         reader = asyncio.create_task(read(stream))
         await asyncio.sleep(seconds)
         reader.cancel()

@@ -28,7 +28,9 @@ async ([summit, token]) => {
   const out = audio.createMediaStreamDestination();
   tone.connect(loudness).connect(out);
   tone.start();
-  const events = new EventSource(`/api/v1/summits/${summit}/events?token=${token}`);
+  const { ticket } = await (await fetch(`/api/v1/summits/${summit}/events/tickets`, {
+    method: "POST", headers: { Authorization: `Bearer ${token}` } })).json();
+  const events = new EventSource(`/api/v1/summits/${summit}/events?ticket=${ticket}`);
   events.addEventListener("phase", (e) => {
     if (JSON.parse(e.data).phase === "private") {
       log.phase = "private";

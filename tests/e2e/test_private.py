@@ -472,7 +472,12 @@ async def test_a_browser_without_script_transforms_seals_with_encoded_streams(
     behind the streams of every sender and receiver."""
     name = "Sergey Lavrov"
     link = await invite(private_call[RU_COORDINATOR], name, "delegate")
-    lavrov = await open_room(browser, link, name, "delete window.RTCRtpScriptTransform;")
+    lavrov = await open_room(
+        browser,
+        link,
+        name,
+        lambda context: context.add_init_script("delete window.RTCRtpScriptTransform;"),
+    )
     page = lavrov.page
     try:
         assert await page.evaluate("typeof RTCRtpScriptTransform") == "undefined"

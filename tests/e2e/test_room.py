@@ -8,14 +8,14 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, BrowserContext, Page, Route, expect
 
 from tests.media.test_faults import janus_pid
 from tests.servers import Seeded, Server, create_summit, launch
@@ -66,12 +66,19 @@ class Call:
             await self[name].locator(selector).screenshot(path=path)
 
 
-async def open_room(browser: Browser, link: str, name: str, init_script: str = "") -> Person:
+async def open_room(
+    browser: Browser,
+    link: str,
+    name: str,
+    prepare: Callable[[BrowserContext], Awaitable[None]] | None = None,
+) -> Person:
+    """A browser of its own on the link; `prepare` changes it before the page loads."""
     context = await browser.new_context(
         viewport={"width": 1440, "height": 900}, permissions=["camera", "microphone"]
     )
-    for script in (LOW_QUALITY, init_script):
-        await context.add_init_script(script)
+    await context.add_init_script(LOW_QUALITY)
+    if prepare is not None:
+        await prepare(context)
     page = await context.new_page()
     person = Person(name, page)
     page.on("pageerror", lambda error: person.errors.append(str(error)))
@@ -266,6 +273,39 @@ async def test_a_denied_delegate_is_told_so(
         assert lavrov.errors == []
     finally:
         await lavrov.page.context.close()
+
+
+async def test_a_lapsed_event_stream_ticket_is_replaced(call: Call, browser: Browser) -> None:
+    """EventSource reconnects on its own with the URL it has; once its ticket lapsed the
+    server refuses it, and the page must open a new stream with a new ticket."""
+    streams: list[str] = []
+
+    async def lapse_the_first(route: Route) -> None:
+        streams.append(route.request.url)
+        if len(streams) == 1:
+            message = "this event-stream ticket has expired; ask for a new one"
+            await route.fulfill(status=401, json={"error": "not_authenticated", "message": message})
+        else:
+            await route.continue_()
+
+    ru = call[RU_COORDINATOR]
+    name = "Maria Zakharova"
+    link = await invite(ru, name, "delegate")
+    zakharova = await open_room(
+        browser, link, name, lambda context: context.route("**/events?ticket=*", lapse_the_first)
+    )
+    page = zakharova.page
+    try:
+        await page.locator("#join").click()
+        await expect(page.locator("#lobby-state")).to_have_attribute("data-state", "waiting")
+        # The coordinator's decision reaches her through the new stream.
+        await ru.locator(f'#waiting-list li[data-name="{name}"] button.deny').click()
+        await expect(page.locator("#lobby-state")).to_have_attribute("data-state", "denied")
+        await expect(page.locator("#connection")).to_have_attribute("data-state", "online")
+        assert len(streams) == 2 and streams[0] != streams[1], streams
+        assert zakharova.errors == []
+    finally:
+        await page.context.close()
 
 
 async def test_a_principal_who_leaves_disappears_from_every_screen(call: Call) -> None:

@@ -55,7 +55,7 @@ async def test_janus_killed_mid_call_comes_back_with_media(
             async with http.stream(
                 "GET",
                 f"/api/v1/summits/{summit.id}/events",
-                params={"token": biden_token},
+                headers=bearer(biden_token),
                 timeout=None,
             ) as events:
                 lines = events.aiter_lines()

@@ -115,7 +115,7 @@ async def follow_phase(
 ) -> float:
     """The publishers' side of the cut: they stamp `private` once told. Returns when."""
     async with http.stream(
-        "GET", f"/api/v1/summits/{summit_id}/events", params={"token": token}, timeout=None
+        "GET", f"/api/v1/summits/{summit_id}/events", headers=bearer(token), timeout=None
     ) as events:
         async for line in events.aiter_lines():
             if line.startswith("data: "):

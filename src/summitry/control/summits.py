@@ -277,9 +277,9 @@ class Summits:
 
     # --- grants
 
-    async def authenticate(self, token: str) -> Grant:
+    async def authenticate(self, token: str, audience: str = grants.AUDIENCE) -> Grant:
         """The grant `token` carries, if its participant still holds it."""
-        grant = grants.read(token, self._secret, self.clock.now())
+        grant = grants.read(token, self._secret, self.clock.now(), audience)
         async with self._sessions() as session:
             person = await session.get(ParticipantRow, grant.participant_id)
         if (
@@ -290,6 +290,11 @@ class Summits:
         ):
             raise NotAuthenticated("this invitation link has been revoked")
         return grant
+
+    def events_ticket(self, grant: Grant, summit_id: str) -> tuple[str, datetime]:
+        """A ticket to open this summit's event stream, good for a minute."""
+        require_summit(grant, summit_id)
+        return grants.events_ticket(grant, self._secret, self.clock.now())
 
     # --- roster and lobby
 

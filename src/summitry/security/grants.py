@@ -1,12 +1,16 @@
 """Signed, expiring capabilities. A grant names a summit, a participant, a side and a
 role; invitation links carry it. A grant is only as good as its participant: it is
 bound to the participant's current grant id, so revoking or re-issuing one kills the
-old link at once."""
+old link at once.
+
+An event-stream ticket is the same grant for one minute and one purpose: opening the event
+stream, whose credential must travel in the URL (`EventSource` sends no headers). URLs end
+up in logs; the invitation link's grant never goes into one."""
 
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import jwt
@@ -16,6 +20,17 @@ from summitry.domain.model import Role
 
 ALGORITHM = "HS256"
 AUDIENCE = "summitry"
+EVENTS_AUDIENCE = "summitry-events"
+EVENTS_TICKET_LIFETIME = timedelta(minutes=1)
+# What each audience is, for the caller who brought the wrong one.
+NAMES = {
+    AUDIENCE: "the grant of an invitation link",
+    EVENTS_AUDIENCE: "an event-stream ticket (POST /api/v1/summits/{id}/events/tickets)",
+}
+EXPIRED = {
+    AUDIENCE: "this invitation link has expired; ask your coordinator for a new one",
+    EVENTS_AUDIENCE: "this event-stream ticket has expired; ask for a new one",
+}
 
 
 @dataclass(frozen=True)
@@ -32,9 +47,9 @@ def new_grant_id() -> str:
     return secrets.token_urlsafe(12)
 
 
-def issue(grant: Grant, secret: bytes) -> str:
+def issue(grant: Grant, secret: bytes, audience: str = AUDIENCE) -> str:
     claims = {
-        "aud": AUDIENCE,
+        "aud": audience,
         "sub": grant.participant_id,
         "summit": grant.summit_id,
         "side": grant.side_id,
@@ -45,16 +60,24 @@ def issue(grant: Grant, secret: bytes) -> str:
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
-def read(token: str, secret: bytes, now: datetime) -> Grant:
+def events_ticket(grant: Grant, secret: bytes, now: datetime) -> tuple[str, datetime]:
+    expires_at = min(grant.expires_at, now + EVENTS_TICKET_LIFETIME)
+    ticket = replace(grant, expires_at=expires_at)
+    return issue(ticket, secret, EVENTS_AUDIENCE), expires_at
+
+
+def read(token: str, secret: bytes, now: datetime, audience: str = AUDIENCE) -> Grant:
     """The grant `token` carries, or NotAuthenticated saying why it is refused."""
     try:
         claims = jwt.decode(
             token,
             secret,
             algorithms=[ALGORITHM],
-            audience=AUDIENCE,
+            audience=audience,
             options={"verify_exp": False, "require": ["exp", "sub", "jti", "aud"]},
         )
+    except jwt.InvalidAudienceError as error:  # signed here, for another use
+        raise NotAuthenticated(f"this needs {NAMES[audience]}, not another credential") from error
     except jwt.InvalidTokenError as error:
         raise NotIssuedHere("this invitation link is not valid (it was not issued here)") from error
     try:
@@ -69,9 +92,7 @@ def read(token: str, secret: bytes, now: datetime) -> Grant:
     except (KeyError, ValueError, TypeError, OverflowError, OSError) as error:
         raise NotAuthenticated("this invitation link is not valid (incomplete)") from error
     if grant.expires_at <= now:
-        raise NotAuthenticated(
-            "this invitation link has expired; ask your coordinator for a new one"
-        )
+        raise NotAuthenticated(EXPIRED[audience])
     return grant
 
 

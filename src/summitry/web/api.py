@@ -19,7 +19,7 @@ from summitry.control.views import (
     SummitView,
 )
 from summitry.domain.errors import InvalidInput, NotAuthenticated, NotIssuedHere, NotPermitted
-from summitry.security import audit
+from summitry.security import audit, grants
 from summitry.security.grants import Grant
 from summitry.web import sse
 from summitry.web.limits import Buckets, client_address
@@ -34,6 +34,7 @@ from summitry.web.schemas import (
     ReadoutIn,
     SummitCreated,
     SummitIn,
+    TicketOut,
 )
 
 router = APIRouter(prefix="/api/v1")
@@ -53,10 +54,9 @@ Service = Annotated[Summits, Depends(summits)]
 def bearer(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    # EventSource cannot send headers: the event streams take the grant as a parameter.
-    return request.query_params.get("token") or None
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
 
 
 def is_operator(request: Request, token: str | None) -> bool:
@@ -79,12 +79,25 @@ async def grant(request: Request, service: Service) -> Grant:
     token = bearer(request)
     if token is None:
         raise NotAuthenticated("this needs the grant from your invitation link")
+    return await authenticate(request, service, token, grants.AUDIENCE)
+
+
+async def authenticate(request: Request, service: Service, token: str, audience: str) -> Grant:
     try:
-        return await service.authenticate(token)
+        return await service.authenticate(token, audience)
     except NotIssuedHere:
         failures: Buckets = request.app.state.failed_credentials
         failures.take(client_address(request.scope))
         raise
+
+
+async def events_caller(request: Request, service: Service) -> Grant:
+    """The event stream's caller: a grant in the header, or (for `EventSource`, which
+    cannot send one) a ticket in the query."""
+    ticket = request.query_params.get("ticket")
+    if ticket is None:
+        return await grant(request, service)
+    return await authenticate(request, service, ticket, grants.EVENTS_AUDIENCE)
 
 
 Operator = Annotated[None, Depends(operator)]
@@ -249,11 +262,22 @@ async def publish_readout(
     return await service.publish_readout(caller, summit_id, body.statement, body.embargo_until)
 
 
+@router.post("/summits/{summit_id}/events/tickets", status_code=201, response_model=TicketOut)
+async def events_ticket(summit_id: str, caller: Caller, service: Service) -> TicketOut:
+    """A ticket for `GET …/events?ticket=`, good for a minute."""
+    ticket, expires_at = service.events_ticket(caller, summit_id)
+    return TicketOut(ticket=ticket, expires_at=expires_at)
+
+
 @router.get("/summits/{summit_id}/events")
 async def summit_events(
-    summit_id: str, request: Request, caller: Caller, service: Service
+    summit_id: str,
+    request: Request,
+    caller: Annotated[Grant, Depends(events_caller)],
+    service: Service,
 ) -> StreamingResponse:
-    """Server-Sent Events: phase and roster changes of the summit."""
+    """Server-Sent Events: phase and roster changes of the summit. The credential is the
+    grant in the header or a ticket: `?ticket=` from `POST …/events/tickets`."""
     if caller.summit_id != summit_id:
         raise NotPermitted("your invitation is for another summit")
     snapshot = await service.get(summit_id)

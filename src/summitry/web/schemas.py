@@ -88,6 +88,11 @@ class Me(BaseModel):
     expires_at: datetime
 
 
+class TicketOut(BaseModel):
+    ticket: str
+    expires_at: datetime
+
+
 class InvitationOut(BaseModel):
     link: str
     ics_url: str

@@ -95,7 +95,11 @@ export class Api {
     return this.post(`/actions/${action}`, { version });
   }
 
-  eventsUrl() {
-    return `${this.base}/events?token=${encodeURIComponent(this.token)}`;
+  eventsTicket() {
+    return this.post("/events/tickets");
+  }
+
+  eventsUrl(ticket) {
+    return `${this.base}/events?ticket=${encodeURIComponent(ticket)}`;
   }
 }

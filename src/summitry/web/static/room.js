@@ -318,41 +318,55 @@ function onMyPresence(presence) {
 
 let source = null;
 let streamDelay = 1000;
-let everOpen = false;
 
-function openEvents() {
+function streamLost() {
+  state.connection = "reconnecting";
+  renderConnection();
+}
+
+function reopenEvents() {
+  const delay = streamDelay;
+  streamDelay = Math.min(streamDelay * 2, 10000);
+  setTimeout(() => {
+    if (state.stage !== "fatal") openEvents();
+  }, delay);
+}
+
+// EventSource sends no headers, so the stream opens with a ticket in its URL, good for a
+// minute; the invitation's grant never goes into a URL.
+async function openEvents() {
   source?.close();
-  source = new EventSource(api.eventsUrl());
-  source.addEventListener("open", () => {
+  source = null;
+  let ticket;
+  try {
+    ({ ticket } = await api.eventsTicket());
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) {
+      fatal("Your invitation no longer works", error.message);
+    } else {
+      streamLost();
+      reopenEvents();
+    }
+    return;
+  }
+  if (state.stage === "fatal" || source) return; // stopped, or opened meanwhile
+  const stream = new EventSource(api.eventsUrl(ticket));
+  source = stream;
+  stream.addEventListener("open", () => {
     streamDelay = 1000;
-    const reconnected = everOpen && state.connection !== "online";
-    everOpen = true;
+    const missed = state.connection === "reconnecting"; // events may have passed us by
     state.connection = "online";
     renderConnection();
-    if (reconnected) resync({ media: true });
+    if (missed) resync({ media: true });
   });
-  source.addEventListener("error", () => {
-    state.connection = "reconnecting";
-    renderConnection();
-    if (source.readyState === EventSource.CLOSED) {
-      // The server answered with an error (it may be restarting): try again ourselves.
-      const delay = streamDelay;
-      streamDelay = Math.min(streamDelay * 2, 10000);
-      setTimeout(async () => {
-        try {
-          await api.me();
-        } catch (error) {
-          if (error instanceof ApiError && error.status === 401) {
-            fatal("Your invitation no longer works", error.message);
-            return;
-          }
-        }
-        if (state.stage !== "fatal") openEvents();
-      }, delay);
-    }
+  stream.addEventListener("error", () => {
+    streamLost();
+    // The server answered with an error (it may be restarting, or the ticket lapsed
+    // while the browser reconnected on its own): a new ticket, a new stream.
+    if (stream.readyState === EventSource.CLOSED && source === stream) reopenEvents();
   });
   const on = (type, handler) =>
-    source.addEventListener(type, (event) => {
+    stream.addEventListener(type, (event) => {
       let data;
       try {
         data = JSON.parse(event.data);
