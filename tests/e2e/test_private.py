@@ -466,7 +466,7 @@ async def test_a_substituted_public_key_shows_a_different_security_code(
 
 
 async def test_a_browser_without_script_transforms_seals_with_encoded_streams(
-    private_call: Call, browser: Browser
+    private_call: Call, browser: Browser, http: httpx.AsyncClient
 ) -> None:
     """The fallback for browsers that only have `createEncodedStreams`: the same worker
     behind the streams of every sender and receiver."""
@@ -503,8 +503,13 @@ async def test_a_browser_without_script_transforms_seals_with_encoded_streams(
         assert len(sent) == 2 and all(c["encrypted"] > 0 and c["clear"] == 0 for c in sent), sent
         assert all(c["decrypted"] > 0 for c in received if c["kind"] == "video"), received
         assert lavrov.errors == [], lavrov.errors
+        summit = private_call.summit
+        held = (await key_exchange(http, summit.id, summit.ru_token))["in_force"]
         await page.locator("#leave").click()
         await expect(page.locator("#lobby-state")).to_have_attribute("data-state", "left")
+        async with asyncio.timeout(QUICK_TIMEOUT_MS / 1000):  # he held the key: a new one
+            while (await key_exchange(http, summit.id, summit.ru_token))["in_force"] == held:
+                await asyncio.sleep(0.1)
     finally:
         await page.context.close()
 

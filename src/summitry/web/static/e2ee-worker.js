@@ -2,11 +2,17 @@
 // transforms). Frames pass in the clear while the talks are broadcast; from the cut on,
 // senders seal each frame with AES-GCM under the key in force, keeping in the clear only
 // the codec bytes the media server reads (VP8: 10 on key frames, 3 on others; Opus: 1),
-// and append a trailer: IV (12 bytes), key epoch (2 bytes), marker (2 bytes).
+// and append a trailer: IV (12 bytes), stream (4), frame number (4), key epoch (2),
+// marker (2). All but the IV is authenticated with the frame. Receivers take each
+// stream's frame numbers once, so a media server cannot play back what was said before
+// (frames may arrive out of order within a window of the last REPLAY_WINDOW).
 
 const MARKER = [0xe2, 0xee];
 const IV_BYTES = 12;
-const TRAILER_BYTES = IV_BYTES + 2 + MARKER.length;
+const STAMP_BYTES = 4 + 4 + 2 + MARKER.length; // stream, frame number, epoch, marker
+const TRAILER_BYTES = IV_BYTES + STAMP_BYTES;
+const REPLAY_WINDOW = 128;
+const REMEMBERED_STREAMS = 256;
 const KEPT_KEYS = 3; // the key in force and the ones before it, for frames in flight
 // Frames sent just before the cut are still on their way when a receiver learns of it:
 // it takes them, until that stream's first sealed frame or for this long at most.
@@ -17,6 +23,7 @@ let sendEpoch = null; // null: send in the clear (public part) or, once private,
 let privatePhase = false;
 let privateSince = 0;
 const counters = new Map(); // transform id → what it did
+const streams = new Map(); // stream → { highest, seen: frame numbers in the window }
 const videoSenders = new Set(); // transformers that can make a key frame on request
 
 function clearBytes(kind, frame) {
@@ -35,6 +42,7 @@ function countersFor(options) {
       encrypted: 0,
       decrypted: 0,
       undecryptable: 0, // sealed with a key we do not hold, or forged
+      replayed: 0, // a frame number of that stream already taken, or too old to tell
       dropped: 0, // not sent, or not passed on, because private media must be sealed
       epoch: null, // of the last frame sealed or opened
       epochSince: null, // wall clock (ms) of the first frame sealed with that epoch
@@ -46,8 +54,35 @@ function countersFor(options) {
   return c;
 }
 
-function metadataOf(epoch) {
-  return new Uint8Array([(epoch >> 8) & 0xff, epoch & 0xff, ...MARKER]);
+function stampOf(stream, number, epoch) {
+  const stamp = new Uint8Array(STAMP_BYTES);
+  const view = new DataView(stamp.buffer);
+  view.setUint32(0, stream);
+  view.setUint32(4, number);
+  view.setUint16(8, epoch);
+  stamp.set(MARKER, 10);
+  return stamp;
+}
+
+/** Whether a stream's frame number is new; remembers it only when `take`. */
+function fresh(stream, number, take) {
+  let state = streams.get(stream);
+  if (!state) {
+    if (!take) return true;
+    state = { highest: number, seen: new Set([number]) };
+    streams.set(stream, state);
+    for (const old of [...streams.keys()].slice(0, -REMEMBERED_STREAMS)) streams.delete(old);
+    return true;
+  }
+  if (number + REPLAY_WINDOW <= state.highest || state.seen.has(number)) return false;
+  if (take) {
+    state.seen.add(number);
+    if (number > state.highest) {
+      state.highest = number;
+      for (const old of state.seen) if (old + REPLAY_WINDOW <= number) state.seen.delete(old);
+    }
+  }
+  return true;
 }
 
 function joined(...parts) {
@@ -60,7 +95,7 @@ function joined(...parts) {
   return out;
 }
 
-async function seal(frame, controller, options, c) {
+async function seal(frame, controller, options, c, stream) {
   const epoch = sendEpoch;
   const key = epoch === null ? null : keys.get(epoch);
   if (!key) {
@@ -75,13 +110,14 @@ async function seal(frame, controller, options, c) {
   const data = new Uint8Array(frame.data);
   const header = data.subarray(0, Math.min(clearBytes(options.kind, frame), data.length));
   const iv = crypto.getRandomValues(new Uint8Array(IV_BYTES));
-  const metadata = metadataOf(epoch);
+  const stamp = stampOf(stream.id, stream.next, epoch);
+  stream.next = (stream.next + 1) >>> 0;
   const sealed = await crypto.subtle.encrypt(
-    { name: "AES-GCM", iv, additionalData: joined(header, metadata) },
+    { name: "AES-GCM", iv, additionalData: joined(header, stamp) },
     key,
     data.subarray(header.length),
   );
-  frame.data = joined(header, new Uint8Array(sealed), iv, metadata).buffer;
+  frame.data = joined(header, new Uint8Array(sealed), iv, stamp).buffer;
   const now = Date.now();
   c.encrypted += 1;
   if (c.epoch !== epoch) c.epochSince = now;
@@ -96,18 +132,29 @@ async function open(frame, controller, options, c) {
   const n = data.length;
   const marked = n > TRAILER_BYTES && data[n - 2] === MARKER[0] && data[n - 1] === MARKER[1];
   if (marked) {
-    const epoch = (data[n - 4] << 8) | data[n - 3];
+    const stamp = data.subarray(n - STAMP_BYTES);
+    const view = new DataView(stamp.buffer, stamp.byteOffset, STAMP_BYTES);
+    const [stream, number, epoch] = [view.getUint32(0), view.getUint32(4), view.getUint16(8)];
     const key = keys.get(epoch);
     const body = data.subarray(0, n - TRAILER_BYTES);
     const header = body.subarray(0, Math.min(clearBytes(options.kind, frame), body.length));
-    const iv = data.subarray(n - TRAILER_BYTES, n - TRAILER_BYTES + IV_BYTES);
+    const iv = data.subarray(n - TRAILER_BYTES, n - STAMP_BYTES);
+    if (key && !fresh(stream, number, false)) {
+      c.replayed += 1;
+      return;
+    }
     if (key) {
       try {
         const plain = await crypto.subtle.decrypt(
-          { name: "AES-GCM", iv, additionalData: joined(header, data.subarray(n - 4)) },
+          { name: "AES-GCM", iv, additionalData: joined(header, stamp) },
           key,
           body.subarray(header.length),
         );
+        // Decryption is asynchronous: the same frame may have been taken meanwhile.
+        if (!fresh(stream, number, true)) {
+          c.replayed += 1;
+          return;
+        }
         frame.data = joined(header, new Uint8Array(plain)).buffer;
         c.decrypted += 1;
         c.epoch = epoch;
@@ -132,9 +179,13 @@ async function open(frame, controller, options, c) {
 function run(readable, writable, options) {
   const c = countersFor(options);
   const step = options.side === "send" ? seal : open;
+  // Each sender numbers its frames in a stream of its own, named at random.
+  const stream = { id: crypto.getRandomValues(new Uint32Array(1))[0], next: 0 };
   readable
     .pipeThrough(
-      new TransformStream({ transform: (frame, controller) => step(frame, controller, options, c) }),
+      new TransformStream({
+        transform: (frame, controller) => step(frame, controller, options, c, stream),
+      }),
     )
     .pipeTo(writable)
     .catch(() => {
