@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from summitry.control.events import EventHub
 from summitry.control.media import Feed, MediaPlane, Offered, Published, Publisher
@@ -47,6 +48,7 @@ from summitry.domain.errors import (
 )
 from summitry.domain.invitation import Invitation, to_ics
 from summitry.domain.model import (
+    MAX_LOBBY_LEAD,
     MAX_NAME,
     MAX_READOUT,
     GoLiveConsent,
@@ -491,15 +493,27 @@ class Summits:
     async def tick(self) -> list[str]:
         """Raises the events the clock makes due; returns the summits that moved."""
         now = self.clock.now()
+        # Only summits the clock can move (see phases.due_event): a lobby about to open, a
+        # broadcast, an emptied private room. Months of scheduled summits cost nothing.
+        may_fall_due = (
+            (
+                (SummitRow.phase == phases.Phase.SCHEDULED.value)
+                & (SummitRow.starts_at <= now + MAX_LOBBY_LEAD)
+            )
+            | (SummitRow.phase == phases.Phase.PUBLIC.value)
+            | ((SummitRow.phase == phases.Phase.PRIVATE.value) & SummitRow.empty_since.is_not(None))
+        )
         async with self._sessions() as session:
-            rows = (
-                await session.scalars(
-                    select(SummitRow).where(
-                        SummitRow.phase.in_([p.value for p in phases.Phase if not p.is_over])
-                    )
-                )
-            ).all()
-            states = [(row, state_of(row, await self._sides(session, row.id))) for row in rows]
+            rows = (await session.scalars(select(SummitRow).where(may_fall_due))).all()
+            sides: dict[str, list[SideRow]] = defaultdict(list)
+            if rows:
+                for side in await session.scalars(
+                    select(SideRow)
+                    .where(SideRow.summit_id.in_([row.id for row in rows]))
+                    .order_by(SideRow.summit_id, SideRow.position)
+                ):
+                    sides[side.summit_id].append(side)
+            states = [(row, state_of(row, sides[row.id])) for row in rows]
         moved = []
         for row, state in states:
             event = phases.due_event(
@@ -1007,26 +1021,23 @@ class Summits:
     async def overdue_keys(self) -> list[str]:
         """Summits with a key that should be in force by now (after a restart)."""
         due = self.clock.now() - e2ee.IN_FORCE_AFTER
-        newest = (
-            select(KeyEpochRow.summit_id, func.max(KeyEpochRow.epoch).label("epoch"))
-            .group_by(KeyEpochRow.summit_id)
-            .subquery()
-        )
+        newer = aliased(KeyEpochRow)
         async with self._sessions() as session:
             return list(
                 (
                     await session.scalars(
                         select(KeyEpochRow.summit_id)
-                        .join(
-                            newest,
-                            (newest.c.summit_id == KeyEpochRow.summit_id)
-                            & (newest.c.epoch == KeyEpochRow.epoch),
-                        )
                         .join(SummitRow, SummitRow.id == KeyEpochRow.summit_id)
                         .where(
                             KeyEpochRow.in_force_at.is_(None),
                             KeyEpochRow.made_at <= due,
                             SummitRow.phase.in_([p.value for p in phases.Phase if not p.is_over]),
+                            ~select(newer.epoch)
+                            .where(
+                                newer.summit_id == KeyEpochRow.summit_id,
+                                newer.epoch > KeyEpochRow.epoch,
+                            )
+                            .exists(),
                         )
                     )
                 ).all()

@@ -15,6 +15,7 @@ MAX_AGENDA = 4000
 MAX_NAME = 120
 MAX_READOUT = 20_000
 MAX_SUMMIT_LENGTH = timedelta(hours=24)
+MAX_LOBBY_LEAD = timedelta(hours=24)
 
 
 class Role(enum.StrEnum):
@@ -99,7 +100,7 @@ class SummitDraft:
             )
         if self.sides[0].name.casefold() == self.sides[1].name.casefold():
             raise InvalidInput("the two sides need different names", field="sides")
-        if not timedelta(0) <= self.lobby_lead <= timedelta(hours=24):
+        if not timedelta(0) <= self.lobby_lead <= MAX_LOBBY_LEAD:
             raise InvalidInput(
                 "the lobby opens between 0 and 24 hours early", field="lobby_minutes"
             )
