@@ -238,6 +238,8 @@ function setSummit(view) {
   if (state.summit && view.version < state.summit.version) return;
   const before = state.summit?.phase;
   state.summit = view;
+  // Senders seal before the screen says "private": nothing said after it goes out clear.
+  if (before !== view.phase) e2ee?.setPrivate(view.phase === "private");
   renderAll();
   if (before !== view.phase) onPhase(view.phase);
 }
@@ -282,7 +284,6 @@ function resync({ media = false } = {}) {
 }
 
 function onPhase(phase) {
-  e2ee?.setPrivate(phase === "private");
   if (OVER.has(phase)) e2ee?.forget();
   if (OVER.has(phase) && state.stage === "call") {
     stopMedia({ tellServer: true });
