@@ -457,6 +457,32 @@ async def test_the_event_stream_takes_a_ticket_and_never_the_links_grant_in_its_
     )
 
 
+async def test_a_removed_participants_event_stream_ends_with_the_news(
+    http: httpx.AsyncClient, summit: Seeded
+) -> None:
+    base = f"/api/v1/summits/{summit.id}"
+    peskov = await invited(http, summit.id, summit.ru_token, "Dmitry Peskov", "delegate")
+    seen: list[dict[str, Any]] = []
+    async with http.stream("GET", f"{base}/events", headers=bearer(peskov["token"])) as events:
+        async with asyncio.timeout(10):
+            async for line in events.aiter_lines():
+                if not line.startswith("data: "):
+                    continue
+                seen.append(json.loads(line[6:]))
+                if len(seen) == 1:  # listening: now he is removed
+                    removed = await http.delete(
+                        f"{base}/participants/{peskov['participant']['id']}",
+                        headers=bearer(summit.ru_token),
+                    )
+                    assert removed.status_code == 200
+            # The server closed the stream: nothing more reaches him.
+    assert [event["type"] for event in seen] == ["phase", "roster"]
+    assert (seen[1]["participant"], seen[1]["presence"]) == (
+        peskov["participant"]["id"],
+        "removed",
+    )
+
+
 def client_from(server: Server, address: str) -> httpx.AsyncClient:
     """A client on another loopback address: the limits count per address."""
     transport = httpx.AsyncHTTPTransport(local_address=address)

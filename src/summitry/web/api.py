@@ -281,7 +281,14 @@ async def summit_events(
     if caller.summit_id != summit_id:
         raise NotPermitted("your invitation is for another summit")
     snapshot = await service.get(summit_id)
-    return sse.stream(request, service.hub, summit_id, sse.phase_event(snapshot), public=False)
+    return sse.stream(
+        request,
+        service.hub,
+        summit_id,
+        sse.phase_event(snapshot),
+        public=False,
+        participant_id=caller.participant_id,
+    )
 
 
 @router.get("/summits/{summit_id}/audit", response_model=AuditOut)

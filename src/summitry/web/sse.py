@@ -38,9 +38,27 @@ def encode(event: dict[str, Any]) -> bytes:
     return f"event: {event['type']}\ndata: {data}\n\n".encode()
 
 
+def removes(event: dict[str, Any], participant_id: str | None) -> bool:
+    return (
+        participant_id is not None
+        and event["type"] == "roster"
+        and event.get("participant") == participant_id
+        and event.get("presence") == "removed"
+    )
+
+
 def stream(
-    request: Request, hub: EventHub, summit_id: str, snapshot: dict[str, Any], *, public: bool
+    request: Request,
+    hub: EventHub,
+    summit_id: str,
+    snapshot: dict[str, Any],
+    *,
+    public: bool,
+    participant_id: str | None = None,
 ) -> StreamingResponse:
+    """The summit's events for one listener: everything for a participant, whose stream
+    ends with the news of their removal; phase changes and readouts for the public."""
+
     async def events() -> AsyncIterator[bytes]:
         async with hub.listen(summit_id) as queue:
             yield encode(snapshot)
@@ -55,6 +73,8 @@ def stream(
                         continue
                     event = {key: value for key, value in event.items() if key in PUBLIC_KEYS}
                 yield encode(event)
+                if removes(event, participant_id):
+                    return
 
     return StreamingResponse(
         events(),
