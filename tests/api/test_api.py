@@ -524,6 +524,7 @@ async def test_an_address_that_keeps_presenting_forged_credentials_is_stopped(
         assert (await guesser.get("/api/v1/me", headers=bearer(summit.ru_token))).status_code == 429
         # ...but the public page stays open to it, and other addresses are not affected.
         assert (await guesser.get(f"/api/v1/public/{summit.slug}")).status_code == 200
+        assert (await guesser.get("/api/v1/health")).status_code == 200
         assert (await http.get("/api/v1/me", headers=bearer(summit.ru_token))).status_code == 200
     assert await summit_count(http) == before
 

@@ -182,7 +182,7 @@ def create_app(config: Config, clock: Clock | None = None) -> FastAPI:
     app.add_middleware(
         CredentialThrottle,
         prefix="/api/",
-        exempt=PUBLIC_PREFIXES,
+        exempt=(*PUBLIC_PREFIXES, "/api/v1/health"),
         failures=app.state.failed_credentials,
     )
     app.add_middleware(SecurityHeaders)
