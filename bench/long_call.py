@@ -69,10 +69,12 @@ async def main(minutes: float) -> None:
             while time.monotonic() < deadline:
                 await asyncio.sleep(SAMPLE_SECONDS)
                 samples.append(await sample(pages, pids))
+                fps = rates(samples[-2], samples[-1])
                 print(
                     f"{(samples[-1]['at'] - samples[0]['at']) / 60:.1f} min: "
                     f"summitry {samples[-1]['summitry']:.1f} MB, "
-                    f"janus {samples[-1]['janus']:.1f} MB",
+                    f"janus {samples[-1]['janus']:.1f} MB, decoded fps "
+                    + ", ".join(f"{rate:.1f}" for rate in fps.values()),
                     file=sys.stderr,
                 )
             statuses = [

@@ -20,7 +20,10 @@ import httpx
 log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT = 10.0
-POLL_SECONDS = 20
+# Janus's HTTP transport holds a long poll for 30 s, then answers with a keepalive: the
+# client waits longer, or an idle session would look like a dead Janus.
+LONG_POLL_HOLD = 30.0
+NO_SUCH_SESSION = 458  # Janus's error code
 
 
 class JanusError(Exception):
@@ -65,16 +68,25 @@ class Janus:
             raise JanusUnavailable(f"Janus at {self.url} did not answer: {error}") from error
         return check(response.json())
 
+    async def poll(self, session_id: int, max_events: int = 10) -> JSON:
+        """The session's events (a list), or a keepalive once Janus held the poll."""
+        return await self._get(f"{self.url}/{session_id}", maxev=max_events)
+
     async def _get(self, url: str, **params: Any) -> JSON:
         if self._secret:
             params["apisecret"] = self._secret
         try:
             response = await self._http.get(
-                url, params=params, timeout=POLL_SECONDS + REQUEST_TIMEOUT
+                url, params=params, timeout=LONG_POLL_HOLD + REQUEST_TIMEOUT
             )
         except httpx.HTTPError as error:
             raise JanusUnavailable(f"Janus at {self.url} did not answer: {error}") from error
-        answer: JSON = response.json()
+        try:
+            answer: JSON = response.json()
+        except ValueError as error:  # e.g. a session Janus no longer has
+            raise JanusUnavailable(
+                f"Janus answered {response.status_code} without JSON at {url}"
+            ) from error
         return answer
 
 
@@ -120,8 +132,20 @@ class Session:
     async def attach(self, plugin: str, handle_id: int | None = None) -> Handle:
         if handle_id is not None:
             return Handle(self, handle_id, plugin)
-        answer = await self.janus.post(f"/{self.id}", {"janus": "attach", "plugin": plugin})
+        answer = await self.post(f"/{self.id}", {"janus": "attach", "plugin": plugin})
         return Handle(self, int(answer["data"]["id"]), plugin)
+
+    async def post(self, path: str, body: JSON, transaction: str | None = None) -> JSON:
+        """A request on this session; Janus answering that it has no such session makes
+        the session lost at once (the long poll would only tell within its hold)."""
+        try:
+            return await self.janus.post(path, body, transaction)
+        except JanusError as error:
+            if error.code != NO_SUCH_SESSION:
+                raise
+            gone = JanusUnavailable("the Janus session no longer exists")
+            self._fail_all(gone)
+            raise gone from error
 
     def events(self, handle_id: int) -> asyncio.Queue[JSON]:
         return self._events[handle_id]
@@ -141,11 +165,19 @@ class Session:
         self._pending.setdefault(transaction, asyncio.get_running_loop().create_future())
 
     async def _poll(self) -> None:
-        """The long poll: also Janus's keep-alive for this session."""
+        """The long poll: also Janus's keep-alive for this session. However it ends, the
+        session is marked lost, so that its owner opens another."""
+        try:
+            await self._poll_until_lost()
+        except Exception:
+            log.exception("Janus session %s: the long poll failed", self.id)
+            self._fail_all(JanusUnavailable("the long poll on the Janus session failed"))
+
+    async def _poll_until_lost(self) -> None:
         failures = 0
         while True:
             try:
-                answer = await self.janus._get(f"{self.janus.url}/{self.id}", maxev=10)
+                answer = await self.janus.poll(self.id)
             except JanusUnavailable:
                 failures += 1
                 if failures >= 3:
@@ -157,7 +189,9 @@ class Session:
             failures = 0
             batch = answer if isinstance(answer, list) else [answer]
             for event in batch:
-                if event.get("janus") == "error" and event.get("error", {}).get("code") == 458:
+                if event.get("janus") == "error" and event.get("error", {}).get("code") == (
+                    NO_SUCH_SESSION
+                ):
                     self._fail_all(JanusUnavailable("the Janus session no longer exists"))
                     return
                 self._dispatch(event)
@@ -195,7 +229,7 @@ class Handle:
 
     async def request(self, body: JSON) -> JSON:
         """A synchronous plugin request (create, list, rtp_forward...): its data."""
-        answer = await self.session.janus.post(self.path, {"janus": "message", "body": body})
+        answer = await self.session.post(self.path, {"janus": "message", "body": body})
         data: JSON = answer.get("plugindata", {}).get("data", {})
         return data
 
@@ -207,24 +241,22 @@ class Handle:
         message: JSON = {"janus": "message", "body": body}
         if jsep is not None:
             message["jsep"] = jsep
-        first = await self.session.janus.post(self.path, message, transaction)
+        first = await self.session.post(self.path, message, transaction)
         if first.get("janus") != "ack":  # answered synchronously
             return first.get("plugindata", {}).get("data", {}), first.get("jsep")
         event = check(await self.session.wait_transaction(transaction))
         return event.get("plugindata", {}).get("data", {}), event.get("jsep")
 
     async def trickle_completed(self) -> None:
-        await self.session.janus.post(
-            self.path, {"janus": "trickle", "candidate": {"completed": True}}
-        )
+        await self.session.post(self.path, {"janus": "trickle", "candidate": {"completed": True}})
 
     async def trickle(self, candidates: list[JSON]) -> None:
-        await self.session.janus.post(self.path, {"janus": "trickle", "candidates": candidates})
+        await self.session.post(self.path, {"janus": "trickle", "candidates": candidates})
 
     async def hangup(self) -> None:
         with contextlib.suppress(JanusError, JanusUnavailable):
-            await self.session.janus.post(self.path, {"janus": "hangup"})
+            await self.session.post(self.path, {"janus": "hangup"})
 
     async def detach(self) -> None:
         with contextlib.suppress(JanusError, JanusUnavailable):
-            await self.session.janus.post(self.path, {"janus": "detach"})
+            await self.session.post(self.path, {"janus": "detach"})

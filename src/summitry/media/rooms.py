@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 VIDEOROOM = "janus.plugin.videoroom"
 MAX_PUBLISHERS = 32
+ROOM_EXISTS = 427  # the VideoRoom plugin's error code
 Announce = Callable[[str, dict[str, Any]], None]
 
 
@@ -142,6 +143,8 @@ class JanusRooms:
         self._subscriptions: dict[str, SubscriptionResource] = {}
         self._lock = asyncio.Lock()
         self._save_lock = asyncio.Lock()
+        self._connecting = asyncio.Lock()
+        self._keeper: asyncio.Task[None] | None = None
         self.generation = 0
         self.broadcast: BroadcastChain | None = None
 
@@ -153,6 +156,34 @@ class JanusRooms:
         """Talk to the Janus at `url`. With `resume`, take over the session a previous
         summitry left in that same Janus; otherwise (a new Janus) everything that lived
         in the old one is gone: rooms are recreated and clients told to rejoin."""
+        async with self._connecting:
+            await self._connect(url, api_secret, admin_key, resume)
+        self._keeper = asyncio.create_task(
+            self._keep(url, api_secret, admin_key), name="janus-session-keeper"
+        )
+
+    async def _keep(self, url: str, api_secret: str, admin_key: str) -> None:
+        """Janus may drop our session and live on (it timed the session out, or someone
+        destroyed it): then a new session, rooms recreated, clients told to rejoin. A
+        Janus that died is the supervisor's: it connects us to the one it restarts."""
+        assert self._session is not None
+        await self._session.lost.wait()
+        delay = 0.5
+        while True:
+            async with self._connecting:
+                log.warning("the Janus session was lost; opening a new one")
+                try:
+                    await self._connect(url, api_secret, admin_key, resume=False)
+                    break
+                except (JanusError, JanusUnavailable) as error:
+                    log.warning("no new Janus session yet: %s", error)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        self._keeper = asyncio.create_task(
+            self._keep(url, api_secret, admin_key), name="janus-session-keeper"
+        )
+
+    async def _connect(self, url: str, api_secret: str, admin_key: str, resume: bool) -> None:
         await self._disconnect()
         self._janus = Janus(url, api_secret)
         self._admin_key = admin_key
@@ -166,7 +197,7 @@ class JanusRooms:
         if self.broadcast is not None:
             await self.broadcast.lost_media_server()
         for room in list(self.rooms.values()):
-            await self._create_room(room)
+            await self._recreate_room(room)
         await self._save()
         for summit_id in self.rooms:
             self._announce(summit_id, {"type": "media_reset", "generation": self.generation})
@@ -273,6 +304,8 @@ class JanusRooms:
             self._state_path.unlink(missing_ok=True)
 
     async def _disconnect(self) -> None:
+        if self._keeper is not None and self._keeper is not asyncio.current_task():
+            self._keeper.cancel()
         watchers = [r.watcher for r in self._publishers.values()]
         watchers += [s.watcher for s in self._subscriptions.values()]
         for watcher in watchers:
@@ -353,6 +386,20 @@ class JanusRooms:
             )
         except JanusUnavailable as error:
             raise MediaUnavailable("the media server did not answer") from error
+
+    async def _recreate_room(self, room: Room) -> None:
+        """The room again, in a new session. A Janus that outlived our old session still
+        has the room, with nobody left in it: it is made afresh."""
+        assert self._control is not None
+        try:
+            await self._create_room(room)
+        except JanusError as error:
+            if error.code != ROOM_EXISTS:
+                raise
+            await self._control.request(
+                {"request": "destroy", "room": room.room_id, "secret": room.secret}
+            )
+            await self._create_room(room)
 
     async def close_room(self, summit_id: str) -> None:
         room = self.rooms.pop(summit_id, None)
