@@ -110,6 +110,12 @@ async def publishing(browser: Browser, server: Server) -> tuple[Seeded, str, Pag
     return summit, us, publisher
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU the process has used so far."""
+    fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def summary(values: Sequence[float]) -> dict[str, float]:
     ordered = sorted(values)
     return {

@@ -12,13 +12,12 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from datetime import datetime
 from pathlib import Path
 
 import httpx
-from common import bench_page, chromium, in_namespace, report, summary, summitry
+from common import bench_page, chromium, cpu_seconds, in_namespace, report, summary, summitry
 from playwright.async_api import Browser, Page
 from tests.e2e.test_private import counters, key_exchange, live_call
 from tests.e2e.test_room import RU_COORDINATOR, RU_PRINCIPAL, US_COORDINATOR, phase_everywhere
@@ -93,19 +92,16 @@ STOP = """
 
 def chromium_cpu_seconds() -> float:
     """User and system CPU of every Chromium process so far."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
+    total = 0.0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            if "chrom" not in (entry / "comm").read_text():
-                continue
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if "chrom" in (entry / "comm").read_text():
+                total += cpu_seconds(int(entry.name))
         except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / ticks
+            continue  # the process ended meanwhile
+    return total
 
 
 async def cpu_of(page: Page, sealed: bool) -> tuple[float, float]:

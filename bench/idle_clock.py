@@ -7,23 +7,17 @@ Target: ratio <= 2 (the cost does not grow with the summits) and under 2 % of a 
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
-from common import report
+from common import cpu_seconds, report
 from tests.servers import create_summit, running_summitry
 
 FEW, MANY = 5, 500
 SECONDS = 20
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def idle_cores(pid: int) -> float:

@@ -13,16 +13,21 @@ extrapolates to viewers per core.
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import httpx
 from aiortc import RTCPeerConnection
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
-from common import MEDIA_ADDRESS, in_namespace, report, summit_with_two_principals, summitry
+from common import (
+    MEDIA_ADDRESS,
+    cpu_seconds,
+    in_namespace,
+    report,
+    summit_with_two_principals,
+    summitry,
+)
 from tests.media.peers import Publisher, gather_only_on, watch_broadcast
 from tests.media.test_faults import janus_pid
 from tests.servers import bearer
@@ -40,11 +45,6 @@ async def counting_handle_rtp(self: RTCRtpReceiver, packet: object, arrival_time
 
 
 RTCRtpReceiver._handle_rtp_packet = counting_handle_rtp  # type: ignore[method-assign]
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def add_viewer(http: httpx.AsyncClient, url: str) -> tuple[RTCPeerConnection, int]:

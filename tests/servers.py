@@ -144,3 +144,17 @@ async def create_summit(http: httpx.AsyncClient, **changes: Any) -> Seeded:
         ru["participant"]["side_id"],
         us["participant"]["side_id"],
     )
+
+
+async def invited(
+    http: httpx.AsyncClient, summit_id: str, coordinator: str, name: str, role: str
+) -> dict[str, Any]:
+    """A coordinator invites someone to their side: the link, token and participant."""
+    response = await http.post(
+        f"/api/v1/summits/{summit_id}/participants",
+        headers=bearer(coordinator),
+        json={"name": name, "role": role},
+    )
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result

@@ -13,21 +13,7 @@ import httpx
 import jwt
 import pytest
 
-from tests.servers import Seeded, Server, bearer, create_summit, operator, summit_body
-
-
-async def invited(
-    http: httpx.AsyncClient, summit_id: str, coordinator: str, name: str, role: str
-) -> dict[str, Any]:
-    """A coordinator invites someone to their side: the link, token and participant."""
-    response = await http.post(
-        f"/api/v1/summits/{summit_id}/participants",
-        headers=bearer(coordinator),
-        json={"name": name, "role": role},
-    )
-    assert response.status_code == 201, response.text
-    result: dict[str, Any] = response.json()
-    return result
+from tests.servers import Seeded, Server, bearer, create_summit, invited, operator, summit_body
 
 
 async def summit_count(http: httpx.AsyncClient) -> int:

@@ -17,7 +17,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from tests.servers import Seeded, bearer, create_summit, operator
+from tests.servers import Seeded, bearer, create_summit, invited, operator
 
 
 def b64url(raw: bytes) -> str:
@@ -102,12 +102,15 @@ class Keys:
         assert opened.status_code == 200, opened.text
         return await self.knock(self.summit.ru_token), await self.knock(self.summit.us_token)
 
+    async def coordinators_with_public_keys(self) -> tuple[Person, Person]:
+        ru, us = await self.coordinators_in_the_call()
+        for person in (ru, us):
+            posted = await self.put_key(person, public_key())
+            assert posted.status_code == 204, posted.text
+        return ru, us
+
     async def invite(self, coordinator: Person, name: str, role: str = "principal") -> Person:
-        response = await self.http.post(
-            f"{self.base}/participants", json={"name": name, "role": role}, headers=coordinator.auth
-        )
-        assert response.status_code == 201, response.text
-        invite = response.json()
+        invite = await invited(self.http, self.summit.id, coordinator.token, name, role)
         return Person(invite["participant"]["id"], invite["token"])
 
     async def admitted(self, coordinator: Person, name: str) -> Person:
@@ -278,9 +281,7 @@ async def test_a_reloaded_browser_is_given_the_key_again(
     http: httpx.AsyncClient, summit: Seeded
 ) -> None:
     keys = Keys(http, summit)
-    ru, us = await keys.coordinators_in_the_call()
-    await keys.put_key(ru, public_key())
-    await keys.put_key(us, public_key())
+    ru, us = await keys.coordinators_with_public_keys()
     assert (await keys.make(ru, 1, {ru.id: blob(), us.id: blob()})).status_code == 204
     await keys.confirm(ru, 1)
     await keys.confirm(us, 1)
@@ -303,9 +304,7 @@ async def test_a_key_goes_in_force_by_itself_when_someone_does_not_confirm(
     http: httpx.AsyncClient, summit: Seeded
 ) -> None:
     keys = Keys(http, summit)
-    ru, us = await keys.coordinators_in_the_call()
-    await keys.put_key(ru, public_key())
-    await keys.put_key(us, public_key())
+    ru, us = await keys.coordinators_with_public_keys()
     started = time.monotonic()
     assert (await keys.make(ru, 1, {ru.id: blob(), us.id: blob()})).status_code == 204
     assert (await keys.confirm(ru, 1)).status_code == 204
@@ -333,9 +332,7 @@ async def test_bad_requests_are_refused_and_change_nothing(
     http: httpx.AsyncClient, summit: Seeded
 ) -> None:
     keys = Keys(http, summit)
-    ru, us = await keys.coordinators_in_the_call()
-    await keys.put_key(ru, public_key())
-    await keys.put_key(us, public_key())
+    ru, us = await keys.coordinators_with_public_keys()
     outsider = await keys.invite(ru, "Sergey Lavrov", "delegate")  # invited, not in the call
     waiting = await keys.invite(us, "Antony Blinken", "delegate")
     assert (await http.post(f"{keys.base}/lobby", headers=waiting.auth)).status_code == 200

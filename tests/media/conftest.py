@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from tests.servers import Seeded, Server, bearer, create_summit, running_summitry
+from tests.servers import Seeded, Server, bearer, create_summit, invited, running_summitry
 
 
 @pytest.fixture(scope="session")
@@ -36,23 +36,17 @@ class Room:
 async def invite(
     http: httpx.AsyncClient, summit_id: str, coordinator: str, name: str, role: str
 ) -> str:
-    response = await http.post(
-        f"/api/v1/summits/{summit_id}/participants",
-        json={"name": name, "role": role},
-        headers=bearer(coordinator),
-    )
-    assert response.status_code == 201, response.text
-    invited = response.json()
+    invitation = await invited(http, summit_id, coordinator, name, role)
     knocked = await http.post(
-        f"/api/v1/summits/{summit_id}/lobby", headers=bearer(invited["token"])
+        f"/api/v1/summits/{summit_id}/lobby", headers=bearer(invitation["token"])
     )
     assert knocked.json()["presence"] == "waiting"
     admitted = await http.post(
-        f"/api/v1/summits/{summit_id}/participants/{invited['participant']['id']}/admit",
+        f"/api/v1/summits/{summit_id}/participants/{invitation['participant']['id']}/admit",
         headers=bearer(coordinator),
     )
     assert admitted.json()["presence"] == "admitted", admitted.text
-    return str(invited["token"])
+    return str(invitation["token"])
 
 
 @pytest.fixture

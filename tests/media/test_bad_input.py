@@ -10,7 +10,7 @@ import pytest
 from tests.media.conftest import Room
 from tests.media.peers import Publisher, Subscriber, auth, sample_offer
 from tests.media.test_room import wait_feeds
-from tests.servers import bearer, create_summit
+from tests.servers import bearer, create_summit, invited
 
 SDP = "application/sdp"
 
@@ -104,14 +104,8 @@ async def test_who_may_publish(
         "your invitation is for another summit",
     )
     # Invited but not admitted: waits in the lobby, cannot publish.
-    invited = (
-        await http.post(
-            f"/api/v1/summits/{room.summit.id}/participants",
-            json={"name": "Sergey Lavrov", "role": "delegate"},
-            headers=bearer(room.summit.ru_token),
-        )
-    ).json()
-    response = await whip(http, room.summit.id, invited["token"], offer)
+    lavrov = await invited(http, room.summit.id, room.summit.ru_token, "Sergey Lavrov", "delegate")
+    response = await whip(http, room.summit.id, lavrov["token"], offer)
     assert error_of(response) == (403, "forbidden")
 
 

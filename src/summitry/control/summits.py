@@ -835,25 +835,17 @@ class Summits:
     ) -> None:
         """A member's browser made a new media key and wrapped it for every member."""
         e2ee.check_wraps(wraps)
-        now = self.clock.now()
-        async with self._command(summit_id) as session:
-            await self._check_in_call(session, grant, summit_id)
-            state = await self._key_state(session, summit_id)
+        async with self._key_command(grant, summit_id) as (session, state):
             state.check_new_epoch(grant.participant_id, epoch, set(wraps))
             session.add(
                 KeyEpochRow(
-                    summit_id=summit_id, epoch=epoch, made_by=grant.participant_id, made_at=now
+                    summit_id=summit_id,
+                    epoch=epoch,
+                    made_by=grant.participant_id,
+                    made_at=self.clock.now(),
                 )
             )
-            self._add_wraps(session, state, summit_id, epoch, grant.participant_id, wraps)
-            await self._audit(
-                session,
-                summit_id,
-                actor_of(grant),
-                "e2ee_key_made",
-                {"epoch": epoch, "recipients": sorted(wraps)},
-                now,
-            )
+            await self._add_wraps(session, state, grant, epoch, wraps, "e2ee_key_made")
         loop = asyncio.get_running_loop()
         loop.call_later(
             e2ee.IN_FORCE_AFTER.total_seconds(),
@@ -866,10 +858,7 @@ class Summits:
     ) -> None:
         """A holder wraps a key in use for members who joined after it was made."""
         e2ee.check_wraps(wraps)
-        now = self.clock.now()
-        async with self._command(summit_id) as session:
-            await self._check_in_call(session, grant, summit_id)
-            state = await self._key_state(session, summit_id)
+        async with self._key_command(grant, summit_id) as (session, state):
             known = state.check_shared(grant.participant_id, epoch, set(wraps))
             fresh = {r: w for r, w in wraps.items() if not state.has_wrap(r, known)}
             if not fresh:
@@ -879,22 +868,12 @@ class Summits:
                 if stale is not None:
                     await session.delete(stale)
             await session.flush()
-            self._add_wraps(session, state, summit_id, epoch, grant.participant_id, fresh)
-            await self._audit(
-                session,
-                summit_id,
-                actor_of(grant),
-                "e2ee_key_shared",
-                {"epoch": epoch, "recipients": sorted(fresh)},
-                now,
-            )
+            await self._add_wraps(session, state, grant, epoch, fresh, "e2ee_key_shared")
         await self._settle_keys(summit_id)
 
     async def confirm_key(self, grant: Grant, summit_id: str, epoch: int) -> None:
         """The caller's browser unwrapped the key of `epoch`."""
-        async with self._command(summit_id) as session:
-            await self._check_in_call(session, grant, summit_id)
-            state = await self._key_state(session, summit_id)
+        async with self._key_command(grant, summit_id) as (session, state):
             state.check_confirm(grant.participant_id, epoch)
             wrap = await session.get(WrappedKeyRow, (summit_id, epoch, grant.participant_id))
             assert wrap is not None
@@ -903,28 +882,46 @@ class Summits:
             wrap.confirmed_at = self.clock.now()
         await self._settle_keys(summit_id)
 
-    def _add_wraps(
+    @asynccontextmanager
+    async def _key_command(
+        self, grant: Grant, summit_id: str
+    ) -> AsyncIterator[tuple[AsyncSession, e2ee.KeyState]]:
+        """A command of the key exchange: its caller in the call, on the current keys."""
+        async with self._command(summit_id) as session:
+            await self._check_in_call(session, grant, summit_id)
+            yield session, await self._key_state(session, summit_id)
+
+    async def _add_wraps(
         self,
         session: AsyncSession,
         state: e2ee.KeyState,
-        summit_id: str,
+        grant: Grant,
         epoch: int,
-        sender: str,
         wraps: dict[str, str],
+        action: str,
     ) -> None:
+        """The caller's key of `epoch`, wrapped for each recipient; audited as `action`."""
         for recipient, wrapped in wraps.items():
             member = state.member(recipient)
             assert member is not None  # checked against the members just before
             session.add(
                 WrappedKeyRow(
-                    summit_id=summit_id,
+                    summit_id=grant.summit_id,
                     epoch=epoch,
                     recipient_id=recipient,
-                    sender_id=sender,
+                    sender_id=grant.participant_id,
                     public_key=member.public_key,
                     wrapped=wrapped,
                 )
             )
+        await self._audit(
+            session,
+            grant.summit_id,
+            actor_of(grant),
+            action,
+            {"epoch": epoch, "recipients": sorted(wraps)},
+            self.clock.now(),
+        )
 
     async def _settle_keys(self, summit_id: str) -> None:
         """Puts a key in force when it is due, keeps browsers without the key off private

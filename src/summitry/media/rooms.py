@@ -158,6 +158,9 @@ class JanusRooms:
         in the old one is gone: rooms are recreated and clients told to rejoin."""
         async with self._connecting:
             await self._connect(url, api_secret, admin_key, resume)
+        self._keep_session(url, api_secret, admin_key)
+
+    def _keep_session(self, url: str, api_secret: str, admin_key: str) -> None:
         self._keeper = asyncio.create_task(
             self._keep(url, api_secret, admin_key), name="janus-session-keeper"
         )
@@ -179,9 +182,7 @@ class JanusRooms:
                     log.warning("no new Janus session yet: %s", error)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
-        self._keeper = asyncio.create_task(
-            self._keep(url, api_secret, admin_key), name="janus-session-keeper"
-        )
+        self._keep_session(url, api_secret, admin_key)
 
     async def _connect(self, url: str, api_secret: str, admin_key: str, resume: bool) -> None:
         await self._disconnect()

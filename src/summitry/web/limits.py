@@ -113,8 +113,8 @@ async def refuse(
 
 
 class RateLimit:
-    """The public endpoints' limit (no account stands behind them): `rate` requests a
-    second per client on average, bursts up to `burst`; 429 beyond."""
+    """The public endpoints' limit (no account stands behind them): a request takes a
+    token of its client's bucket; 429 when the bucket is empty."""
 
     def __init__(self, app: ASGIApp, prefixes: tuple[str, ...], buckets: Buckets) -> None:
         self.app = app
