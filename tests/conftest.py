@@ -19,9 +19,12 @@ import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from summitry.config import sqlite_url
 from summitry.control.events import EventHub
-from summitry.control.summits import Summits
-from summitry.store.database import make_engine, migrate, sessions, sqlite_url
+from summitry.control.services import Services, build_services
+from summitry.runtime import Nursery
+from summitry.store.database import make_engine, migrate, sessions
+from summitry.web.links import WebLinks
 
 
 def free_port() -> int:
@@ -139,8 +142,18 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture
-def service(engine: AsyncEngine, clock: HandClock) -> Summits:
-    return Summits(sessions(engine), b"s" * 48, "http://summitry.test", EventHub(), clock)
+async def services(engine: AsyncEngine, clock: HandClock) -> AsyncIterator[Services]:
+    """The control plane on a real database, without media; the background work it
+    spawns is cancelled and awaited when the test ends."""
+    async with Nursery() as nursery:
+        yield build_services(
+            sessions(engine),
+            b"s" * 48,
+            WebLinks("http://summitry.test"),
+            EventHub(),
+            nursery.spawn,
+            clock,
+        )
 
 
 @pytest.fixture(scope="session")

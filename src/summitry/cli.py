@@ -14,14 +14,12 @@ from zoneinfo import ZoneInfo
 import uvicorn
 
 from summitry.config import Config, ConfigError
-from summitry.control.events import EventHub
-from summitry.control.summits import Summits
 from summitry.domain.errors import SummitryError
 from summitry.domain.model import SideDraft, SummitDraft
 from summitry.media.supervisor import JanusNotFound
+from summitry.runtime import build_app, offline
 from summitry.security import audit
-from summitry.store.database import make_engine, migrate, sessions
-from summitry.web.app import create_app
+from summitry.web.links import WebLinks
 
 DEMO_TITLE = "Russia – United States video summit"
 
@@ -53,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         config = config_for(args)
         if args.command == "demo":
             asyncio.run(create_demo(config))
-        uvicorn.run(create_app(config), host=args.host, port=args.port, log_level="info")
+        uvicorn.run(build_app(config), host=args.host, port=args.port, log_level="info")
         return 0
     except SummitryError as error:
         print(f"summitry: {error.message}", file=sys.stderr)
@@ -81,12 +79,9 @@ def demo_start(now: datetime) -> datetime:
 
 
 async def create_demo(config: Config) -> None:
-    engine = make_engine(config.database_url)
-    try:
-        await migrate(engine)
-        service = Summits(sessions(engine), config.grant_secret, config.public_url, EventHub())
+    async with offline(config) as services:
         starts_at = demo_start(datetime.now(UTC))
-        summit, invites = await service.create(
+        summit, invites = await services.catalog.create(
             SummitDraft(
                 title=DEMO_TITLE,
                 agenda="Strategic stability; regional security; the bilateral channel.",
@@ -100,32 +95,25 @@ async def create_demo(config: Config) -> None:
             )
         )
         # Open the lobby now, so the demo can be tried at once rather than tomorrow.
-        opener = await service.authenticate(invites[0].token)
-        summit = await service.act(opener, summit.id, "open_lobby", summit.version)
-        people = {side.id: side for side in summit.sides}
-        print(f"\n{summit.title}")
-        for side in summit.sides:
-            print(f"  {side.name}: {side.local_start:%Y-%m-%d %H:%M %Z} ({side.time_zone})")
-        print(f"  phase: {summit.phase} (the lobby is open)")
-        print(f"  public page: {config.public_url}/s/{summit.slug}")
-        print(f"  operator token: {config.operator_token}")
-        for invite in invites:
-            side = people[invite.participant.side_id]
-            print(f"  invite {invite.participant.name} ({invite.participant.role}, {side.name}):")
-            print(f"    {invite.link}")
-        print(flush=True)
-    finally:
-        await engine.dispose()
+        opener = await services.catalog.authenticate(invites[0].token)
+        summit = await services.phases.act(opener, summit.id, "open_lobby", summit.version)
+    people = {side.id: side for side in summit.sides}
+    print(f"\n{summit.title}")
+    for side in summit.sides:
+        print(f"  {side.name}: {side.local_start:%Y-%m-%d %H:%M %Z} ({side.time_zone})")
+    print(f"  phase: {summit.phase} (the lobby is open)")
+    print(f"  public page: {WebLinks(config.public_url).public_page(summit.slug)}")
+    print(f"  operator token: {config.operator_token}")
+    for invite in invites:
+        side = people[invite.participant.side_id]
+        print(f"  invite {invite.participant.name} ({invite.participant.role}, {side.name}):")
+        print(f"    {invite.link}")
+    print(flush=True)
 
 
 async def verify_audit(config: Config, summit_id: str) -> int:
-    engine = make_engine(config.database_url)
-    try:
-        await migrate(engine)
-        service = Summits(sessions(engine), config.grant_secret, config.public_url, EventHub())
-        verdict = audit.verify(await service.audit_trail(summit_id))
-    finally:
-        await engine.dispose()
+    async with offline(config) as services:
+        verdict = audit.verify(await services.catalog.audit_trail(summit_id))
     if verdict.ok:
         print(f"OK: {verdict.records} records, chain intact")
         return 0

@@ -11,7 +11,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.transport.requests import REQUESTS_TRANSPORT, text_serializer
 
 from summitry.config import Config
-from summitry.web.app import create_app
+from summitry.runtime import build_app
 from tests.media.conftest import Room
 from tests.servers import Server
 
@@ -20,7 +20,7 @@ REQUESTS_TRANSPORT.serializer("application/sdp", "application/trickle-ice-sdpfra
 
 _spec_dir = Path(os.environ.get("TMPDIR", "/tmp")) / "summitry-openapi"
 schema = schemathesis.openapi.from_dict(
-    create_app(Config.from_environ({"SUMMITRY_MEDIA": "off"}, data_dir=_spec_dir)).openapi()
+    build_app(Config.from_environ({"SUMMITRY_MEDIA": "off"}, data_dir=_spec_dir)).openapi()
 )
 
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from summitry.domain.errors import IllegalTransition, InvalidInput
 from summitry.domain.model import GoLiveConsent
 from summitry.domain.phases import (
+    EVENT_NAMES,
     TRANSITIONS,
     Cancel,
     CloseRoom,
@@ -28,6 +29,7 @@ from summitry.domain.phases import (
     StopBroadcast,
     SummitState,
     apply,
+    coordinator_event,
     due_event,
 )
 
@@ -232,3 +234,13 @@ def test_a_silent_console_cuts_the_broadcast() -> None:
     assert due_event(live, now, None, [fresh, silent]) == Cut(reason=CutReason.CONTROL_LOST)
     # Only a live summit is cut; in the lobby a silent console changes nothing.
     assert due_event(state(Phase.LOBBY), now, None, [silent]) is None
+
+
+@pytest.mark.parametrize(("name", "event"), [(n, e) for e, n in EVENT_NAMES.items()])
+def test_a_coordinator_event_is_named_once(name: str, event: type) -> None:
+    assert coordinator_event(name, RU) == event(RU)
+
+
+def test_an_unknown_action_names_the_known_ones() -> None:
+    with pytest.raises(InvalidInput, match="one of: open_lobby, consent, skip_public, cut, end"):
+        coordinator_event("explode", RU)

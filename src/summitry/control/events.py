@@ -5,26 +5,29 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+
+from summitry.domain.events import SummitEvent
 
 QUEUE_LIMIT = 256
+# How the services announce: (summit id, event).
+Announce = Callable[[str, SummitEvent], None]
 
 
 class EventHub:
     def __init__(self) -> None:
-        self._queues: dict[str, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
+        self._queues: dict[str, set[asyncio.Queue[SummitEvent]]] = defaultdict(set)
 
-    def announce(self, summit_id: str, event: dict[str, Any]) -> None:
+    def announce(self, summit_id: str, event: SummitEvent) -> None:
         for queue in list(self._queues.get(summit_id, ())):
             if queue.full():
                 queue.get_nowait()  # a slow listener loses the oldest, never blocks others
             queue.put_nowait(event)
 
     @asynccontextmanager
-    async def listen(self, summit_id: str) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_LIMIT)
+    async def listen(self, summit_id: str) -> AsyncIterator[asyncio.Queue[SummitEvent]]:
+        queue: asyncio.Queue[SummitEvent] = asyncio.Queue(QUEUE_LIMIT)
         self._queues[summit_id].add(queue)
         try:
             yield queue

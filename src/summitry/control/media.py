@@ -1,12 +1,15 @@
-"""What the orchestrator asks of the media plane (media/ implements it), and the values
-that cross that seam."""
+"""What the control plane asks of the media plane (media/ implements it), as the few
+ports each service needs, and the values that cross that seam."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from summitry.domain import phases
+from summitry.domain.errors import MediaUnavailable
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,9 @@ class RecordingFile:
     bytes: int
 
 
-class MediaPlane(Protocol):
+class MediaStatus(Protocol):
+    """Whether the media server is there (the health endpoint shows it)."""
+
     @property
     def generation(self) -> int:
         """How many times the media server was (re)connected: rooms are recreated each time."""
@@ -71,9 +76,9 @@ class MediaPlane(Protocol):
     @property
     def connected(self) -> bool: ...
 
-    async def carry_out(self, summit_id: str, effect: phases.Effect) -> None: ...
 
-    async def restore(self, summit_ids: list[str]) -> None: ...
+class RoomMedia(Protocol):
+    """The call: publishing, the room subscription, and who may receive feeds."""
 
     def feeds(self, summit_id: str) -> list[Feed]: ...
 
@@ -111,6 +116,25 @@ class MediaPlane(Protocol):
         self, summit_id: str, participant_id: str, audio: bool, video: bool
     ) -> None: ...
 
+
+class BroadcastControl(Protocol):
+    """What the phases do to the media (room opened, broadcast started and cut, room
+    closed), and who is on air."""
+
+    async def carry_out(self, summit_id: str, effect: phases.Effect) -> None: ...
+
+    async def choose_on_air(self, summit_id: str, side_id: str, participant_id: str | None) -> None:
+        """Who a side puts on air (None: its principal, or whoever speaks for it)."""
+        ...
+
+    def on_air(self, summit_id: str) -> dict[str, str | None]:
+        """side -> the participant on air now, while live."""
+        ...
+
+
+class PublicOutputs(Protocol):
+    """What the public receives: WHEP viewers, the live files and the recordings."""
+
     async def watch_broadcast(self, summit_id: str, offer: str) -> tuple[str, str]:
         """WHEP: a public viewer's offer for the live broadcast: (resource id, answer)."""
         ...
@@ -121,10 +145,14 @@ class MediaPlane(Protocol):
 
     def broadcast_folder(self, summit_id: str, position: int) -> str | None: ...
 
-    async def choose_on_air(self, summit_id: str, side_id: str, participant_id: str | None) -> None:
-        """Who a side puts on air (None: its principal, or whoever speaks for it)."""
-        ...
 
-    def on_air(self, summit_id: str) -> dict[str, str | None]:
-        """side -> the participant on air now, while live."""
-        ...
+class MediaPlane(MediaStatus, RoomMedia, BroadcastControl, PublicOutputs, Protocol):
+    """The whole media plane, as its adapter offers it to the runtime that wires it."""
+
+    async def restore(self, summit_ids: list[str]) -> None: ...
+
+
+def require_media(port: T | None) -> T:
+    if port is None:
+        raise MediaUnavailable("this server runs without a media plane")
+    return port

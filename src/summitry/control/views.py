@@ -3,7 +3,29 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from summitry.domain import phases
+from summitry.domain.events import PhaseChanged
+from summitry.domain.times import offset_change, wall_time
+from summitry.store.models import ParticipantRow, ReadoutRow, SideRow, SummitRow
+from summitry.store.repository import state_of
+
+
+class Links(Protocol):
+    """Where things are on the web: the web layer knows its addresses, the control plane
+    only which ones a view carries."""
+
+    def invitation(self, summit_id: str, token: str) -> str: ...
+
+    def public_page(self, slug: str) -> str: ...
+
+    def whep(self, slug: str) -> str: ...
+
+    def live_playlist(self, slug: str, position: int) -> str: ...
+
+    def recording(self, slug: str, position: int, kind: str) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -132,3 +154,77 @@ class KeyExchangeView:
     make_key: bool
     next_epoch: int
     share: dict[str, list[int]]
+
+
+def summit_view(
+    row: SummitRow, sides: list[SideRow], viewer_zone: str | None, today: datetime
+) -> SummitView:
+    state = state_of(row, sides)
+    return SummitView(
+        id=row.id,
+        slug=row.slug,
+        title=row.title,
+        agenda=row.agenda,
+        starts_at=row.starts_at,
+        ends_at=row.starts_at + timedelta(seconds=row.planned_seconds),
+        planned_minutes=row.planned_seconds // 60,
+        public_minutes=row.public_seconds // 60,
+        go_live_consent=row.go_live_consent,
+        phase=row.phase,
+        version=row.version,
+        allowed_actions=phases.allowed_events(state.phase),
+        public_since=row.public_since,
+        public_ends_at=state.public_ends_at,
+        private_since=row.private_since,
+        ended_at=row.ended_at,
+        sides=[
+            SideView(
+                id=side.id,
+                name=side.name,
+                time_zone=side.time_zone,
+                local_start=wall_time(row.starts_at, side.time_zone),
+                offset_warning=getattr(
+                    offset_change(side.time_zone, row.starts_at, today), "message", None
+                ),
+                consented=side.id in row.consents,
+            )
+            for side in sides
+        ],
+        viewer_local_start=wall_time(row.starts_at, viewer_zone) if viewer_zone else None,
+    )
+
+
+def phase_changed(view: SummitView, at: datetime) -> PhaseChanged:
+    """The summit's phase on its event stream: the news of a change, and the first
+    thing every stream sends."""
+    return PhaseChanged(
+        phase=view.phase,
+        version=view.version,
+        consents=[side.id for side in view.sides if side.consented],
+        allowed_actions=view.allowed_actions,
+        public_since=view.public_since,
+        public_ends_at=view.public_ends_at,
+        private_since=view.private_since,
+        at=at,
+    )
+
+
+def participant_view(person: ParticipantRow) -> ParticipantView:
+    return ParticipantView(person.id, person.side_id, person.name, person.role, person.presence)
+
+
+def readout_views(readouts: list[ReadoutRow], sides: list[SideRow]) -> list[ReadoutView]:
+    """The readouts in the order of the sides."""
+    names = {side.id: side.name for side in sides}
+    order = {side.id: side.position for side in sides}
+    return [
+        ReadoutView(
+            side_id=r.side_id,
+            side_name=names[r.side_id],
+            statement=r.text,
+            no_statement=r.text is None,
+            embargo_until=r.embargo_until,
+            published_at=r.published_at,
+        )
+        for r in sorted(readouts, key=lambda r: order[r.side_id])
+    ]

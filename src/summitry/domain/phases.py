@@ -122,7 +122,8 @@ class StopBroadcast:
 
 @dataclass(frozen=True)
 class EnterPrivate:
-    """Tell every participant's browser to encrypt from now on."""
+    """Tell every participant's browser to encrypt from now on, and keep everyone whose
+    browser does not hold the key off the feeds."""
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,17 @@ EVENT_NAMES: dict[type[Event], str] = {
     End: "end",
     Cancel: "cancel",
 }
+EVENTS_BY_NAME: dict[str, type[Event]] = {name: event for event, name in EVENT_NAMES.items()}
+
+
+def coordinator_event(name: str, side: str) -> Event:
+    """The event a coordinator of `side` raises by its name (`cut`, `consent`...)."""
+    event = EVENTS_BY_NAME.get(name)
+    if event is None:
+        raise InvalidInput(
+            f"unknown action {name!r}; one of: {', '.join(EVENTS_BY_NAME)}", field="action"
+        )
+    return event(side)
 
 
 @dataclass(frozen=True)

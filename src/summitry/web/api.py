@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from summitry import __version__
-from summitry.control.summits import Summits
+from summitry.control.services import Services
 from summitry.control.views import (
     Invite,
     ParticipantView,
@@ -43,12 +43,12 @@ ZoneQuery = Annotated[
 ]
 
 
-def summits(request: Request) -> Summits:
-    service: Summits = request.app.state.summits
-    return service
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
 
 
-Service = Annotated[Summits, Depends(summits)]
+Service = Annotated[Services, Depends(services)]
 
 
 def bearer(request: Request) -> str | None:
@@ -84,7 +84,7 @@ async def grant(request: Request, service: Service) -> Grant:
 
 async def authenticate(request: Request, service: Service, token: str, audience: str) -> Grant:
     try:
-        return await service.authenticate(token, audience)
+        return await service.catalog.authenticate(token, audience)
     except NotIssuedHere:
         failures: Buckets = request.app.state.failed_credentials
         failures.take(client_address(request.scope))
@@ -106,7 +106,7 @@ Caller = Annotated[Grant, Depends(grant)]
 
 @router.get("/health", response_model=Health)
 async def health(service: Service) -> Health:
-    media = service.media_plane
+    media = service.media
     if media is None:
         return Health(status="ok", version=__version__, media="off", media_generation=0)
     return Health(
@@ -119,13 +119,13 @@ async def health(service: Service) -> Health:
 
 @router.post("/summits", status_code=201, response_model=SummitCreated)
 async def create_summit(body: SummitIn, service: Service, _: Operator) -> SummitCreated:
-    summit, invites = await service.create(body.draft())
+    summit, invites = await service.catalog.create(body.draft())
     return SummitCreated(summit=summit, coordinator_invites=invites)
 
 
 @router.get("/summits", response_model=list[SummitView])
 async def list_summits(service: Service, _: Operator) -> list[SummitView]:
-    return await service.list_all()
+    return await service.catalog.list_all()
 
 
 @router.get("/summits/{summit_id}", response_model=SummitView)
@@ -137,12 +137,12 @@ async def get_summit(
         caller = await grant(request, service)
         if caller.summit_id != summit_id:
             raise NotPermitted("your invitation is for another summit")
-    return await service.get(summit_id, tz)
+    return await service.catalog.get(summit_id, tz)
 
 
 @router.get("/me", response_model=Me)
 async def me(caller: Caller, service: Service) -> Me:
-    people = await service.participants(caller, caller.summit_id)
+    people = await service.roster.participants(caller, caller.summit_id)
     person = next(p for p in people if p.id == caller.participant_id)
     return Me(
         summit_id=caller.summit_id,
@@ -157,19 +157,19 @@ async def me(caller: Caller, service: Service) -> Me:
 async def list_participants(
     summit_id: str, caller: Caller, service: Service
 ) -> list[ParticipantView]:
-    return await service.participants(caller, summit_id)
+    return await service.roster.participants(caller, summit_id)
 
 
 @router.post("/summits/{summit_id}/participants", status_code=201, response_model=Invite)
 async def invite(summit_id: str, body: ParticipantIn, caller: Caller, service: Service) -> Invite:
-    return await service.invite(caller, summit_id, body.name, body.role, body.side_id)
+    return await service.roster.invite(caller, summit_id, body.name, body.role, body.side_id)
 
 
 @router.delete("/summits/{summit_id}/participants/{participant_id}", response_model=ParticipantView)
 async def remove(
     summit_id: str, participant_id: str, caller: Caller, service: Service
 ) -> ParticipantView:
-    return await service.remove(caller, summit_id, participant_id)
+    return await service.roster.remove(caller, summit_id, participant_id)
 
 
 @router.get(
@@ -178,7 +178,7 @@ async def remove(
 async def invitation(
     summit_id: str, participant_id: str, request: Request, caller: Caller, service: Service
 ) -> InvitationOut:
-    invite, _ = await service.invitation(caller, summit_id, participant_id)
+    invite, _ = await service.roster.invitation(caller, summit_id, participant_id)
     ics_url = str(
         request.url_for("invitation_ics", summit_id=summit_id, participant_id=participant_id)
     )
@@ -193,7 +193,7 @@ async def invitation(
 async def invitation_ics(
     summit_id: str, participant_id: str, caller: Caller, service: Service
 ) -> Response:
-    _, ics = await service.invitation(caller, summit_id, participant_id)
+    _, ics = await service.roster.invitation(caller, summit_id, participant_id)
     return Response(
         ics,
         media_type="text/calendar; charset=utf-8",
@@ -204,12 +204,12 @@ async def invitation_ics(
 @router.post("/summits/{summit_id}/lobby", response_model=ParticipantView)
 async def knock(summit_id: str, caller: Caller, service: Service) -> ParticipantView:
     """Arrive: coordinators are in at once, everyone else waits to be admitted."""
-    return await service.knock(caller, summit_id)
+    return await service.roster.knock(caller, summit_id)
 
 
 @router.post("/summits/{summit_id}/leave", response_model=ParticipantView)
 async def leave(summit_id: str, caller: Caller, service: Service) -> ParticipantView:
-    return await service.leave(caller, summit_id)
+    return await service.roster.leave(caller, summit_id)
 
 
 @router.post(
@@ -218,7 +218,7 @@ async def leave(summit_id: str, caller: Caller, service: Service) -> Participant
 async def admit(
     summit_id: str, participant_id: str, caller: Caller, service: Service
 ) -> ParticipantView:
-    return await service.admit(caller, summit_id, participant_id)
+    return await service.roster.admit(caller, summit_id, participant_id)
 
 
 @router.post(
@@ -227,7 +227,7 @@ async def admit(
 async def deny(
     summit_id: str, participant_id: str, caller: Caller, service: Service
 ) -> ParticipantView:
-    return await service.deny(caller, summit_id, participant_id)
+    return await service.roster.deny(caller, summit_id, participant_id)
 
 
 @router.post("/summits/{summit_id}/actions/{action}", response_model=SummitView)
@@ -236,20 +236,20 @@ async def act(
 ) -> SummitView:
     """A coordinator's phase action: open_lobby, consent, skip_public, cut, end or cancel.
     Give the version you decided on: if the summit moved since, the answer is 409."""
-    return await service.act(caller, summit_id, action, body.version if body else None)
+    return await service.phases.act(caller, summit_id, action, body.version if body else None)
 
 
 @router.post("/summits/{summit_id}/heartbeat", status_code=204, response_class=Response)
 async def heartbeat(summit_id: str, caller: Caller, service: Service) -> Response:
     """A coordinator's console reports in every few seconds; while the summit is live,
     a console silent for 10 s is a lost control connection and the broadcast is cut."""
-    await service.heartbeat(caller, summit_id)
+    await service.phases.heartbeat(caller, summit_id)
     return Response(status_code=204)
 
 
 @router.get("/summits/{summit_id}/readouts", response_model=list[ReadoutView])
 async def readouts(summit_id: str, caller: Caller, service: Service) -> list[ReadoutView]:
-    return await service.readouts(caller, summit_id)
+    return await service.readouts.of(caller, summit_id)
 
 
 @router.put("/summits/{summit_id}/readout", status_code=201, response_model=ReadoutView)
@@ -259,13 +259,13 @@ async def publish_readout(
     """Your side's statement, or an explicit "no statement"; optionally under embargo."""
     if body.no_statement == (body.statement is not None):
         raise InvalidInput("give either a statement or no_statement: true", field="statement")
-    return await service.publish_readout(caller, summit_id, body.statement, body.embargo_until)
+    return await service.readouts.publish(caller, summit_id, body.statement, body.embargo_until)
 
 
 @router.post("/summits/{summit_id}/events/tickets", status_code=201, response_model=TicketOut)
 async def events_ticket(summit_id: str, caller: Caller, service: Service) -> TicketOut:
     """A ticket for `GET …/events?ticket=`, good for a minute."""
-    ticket, expires_at = service.events_ticket(caller, summit_id)
+    ticket, expires_at = service.catalog.events_ticket(caller, summit_id)
     return TicketOut(ticket=ticket, expires_at=expires_at)
 
 
@@ -280,12 +280,11 @@ async def summit_events(
     grant in the header or a ticket: `?ticket=` from `POST …/events/tickets`."""
     if caller.summit_id != summit_id:
         raise NotPermitted("your invitation is for another summit")
-    snapshot = await service.get(summit_id)
     return sse.stream(
         request,
         service.hub,
         summit_id,
-        sse.phase_event(snapshot),
+        await service.catalog.phase_event(summit_id),
         public=False,
         participant_id=caller.participant_id,
     )
@@ -293,7 +292,7 @@ async def summit_events(
 
 @router.get("/summits/{summit_id}/audit", response_model=AuditOut)
 async def audit_trail(summit_id: str, service: Service, _: Operator) -> AuditOut:
-    trail = await service.audit_trail(summit_id)
+    trail = await service.catalog.audit_trail(summit_id)
     verdict = audit.verify(trail)
     return AuditOut(
         ok=verdict.ok,
@@ -317,13 +316,12 @@ async def audit_trail(summit_id: str, service: Service, _: Operator) -> AuditOut
 @router.get("/public/{slug}", response_model=PublicView)
 async def public_summit(slug: str, service: Service, tz: ZoneQuery = None) -> PublicView:
     """What the public may see of a summit: no people, no ids, no private state."""
-    return await service.public(slug, tz)
+    return await service.public.view(slug, tz)
 
 
 @router.get("/public/{slug}/events")
 async def public_events(slug: str, request: Request, service: Service) -> StreamingResponse:
-    view = await service.public(slug)
-    summit_id = await service.summit_id_for(slug)
+    summit_id = await service.public.summit_id_for(slug)
     return sse.stream(
-        request, service.hub, summit_id, {"type": "phase", "phase": view.phase}, public=True
+        request, service.hub, summit_id, await service.catalog.phase_event(summit_id), public=True
     )

@@ -38,14 +38,14 @@ class ConfirmIn(Strict):
 
 @router.get("", response_model=KeyExchangeView)
 async def key_exchange(summit_id: str, caller: Caller, service: Service) -> KeyExchangeView:
-    return await service.key_exchange(caller, summit_id)
+    return await service.keys.view(caller, summit_id)
 
 
 @router.put("/public-key", status_code=204, response_class=Response)
 async def post_public_key(
     summit_id: str, body: PublicKeyIn, caller: Caller, service: Service
 ) -> Response:
-    await service.post_public_key(caller, summit_id, body.public_key)
+    await service.keys.post_public_key(caller, summit_id, body.public_key)
     return Response(status_code=204)
 
 
@@ -53,7 +53,7 @@ async def post_public_key(
 async def make_key(
     summit_id: str, body: WrappedKeysIn, caller: Caller, service: Service
 ) -> Response:
-    await service.make_key(caller, summit_id, body.epoch, body.wraps)
+    await service.keys.make_key(caller, summit_id, body.epoch, body.wraps)
     return Response(status_code=204)
 
 
@@ -61,7 +61,7 @@ async def make_key(
 async def share_key(
     summit_id: str, body: WrappedKeysIn, caller: Caller, service: Service
 ) -> Response:
-    await service.share_key(caller, summit_id, body.epoch, body.wraps)
+    await service.keys.share_key(caller, summit_id, body.epoch, body.wraps)
     return Response(status_code=204)
 
 
@@ -69,5 +69,5 @@ async def share_key(
 async def confirm_key(
     summit_id: str, body: ConfirmIn, caller: Caller, service: Service
 ) -> Response:
-    await service.confirm_key(caller, summit_id, body.epoch)
+    await service.keys.confirm_key(caller, summit_id, body.epoch)
     return Response(status_code=204)

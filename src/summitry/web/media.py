@@ -99,7 +99,7 @@ async def whip_publish(
 ) -> Response:
     """WHIP: POST an SDP offer, get the answer and the resource to PATCH or DELETE."""
     offer = await text_body(request, SDP)
-    published = await service.publish(caller, summit_id, offer)
+    published = await service.call.publish(caller, summit_id, offer)
     location = f"/api/v1/summits/{summit_id}/whip/{published.resource_id}"
     return Response(
         published.answer,
@@ -122,7 +122,7 @@ async def whip_trickle(
 ) -> Response:
     """Trickle ICE candidates (RFC 8840 fragment) to a WHIP resource."""
     fragment = await text_body(request, TRICKLE)
-    await service.trickle(caller, summit_id, resource_id, fragment)
+    await service.call.trickle(caller, summit_id, resource_id, fragment)
     return Response(status_code=204)
 
 
@@ -130,14 +130,14 @@ async def whip_trickle(
 async def whip_delete(
     summit_id: str, resource_id: str, caller: Caller, service: Service
 ) -> Response:
-    await service.leave_media(caller, summit_id, resource_id)
+    await service.call.leave(caller, summit_id, resource_id)
     return Response(status_code=200)
 
 
 @router.get("/feeds", response_model=list[FeedOut])
 async def list_feeds(summit_id: str, caller: Caller, service: Service) -> list[FeedOut]:
     """Who is publishing in the room now."""
-    return [feed_out(feed) for feed in await service.feeds(caller, summit_id)]
+    return [feed_out(feed) for feed in await service.call.feeds(caller, summit_id)]
 
 
 @router.post("/subscriptions", status_code=201, response_model=SubscriptionOut)
@@ -145,14 +145,14 @@ async def subscribe(summit_id: str, caller: Caller, service: Service) -> Subscri
     """One subscription carries every feed the caller may see. The answer holds Janus's
     offer (null while nobody else publishes); send your answer to .../answer, and call
     .../sync whenever the summit's event stream says the feeds changed."""
-    return subscription_out(await service.subscribe(caller, summit_id))
+    return subscription_out(await service.call.subscribe(caller, summit_id))
 
 
 @router.post("/subscriptions/{resource_id}/answer", status_code=204, response_class=Response)
 async def answer(
     summit_id: str, resource_id: str, body: AnswerIn, caller: Caller, service: Service
 ) -> Response:
-    await service.answer_subscription(caller, summit_id, resource_id, body.sdp)
+    await service.call.answer(caller, summit_id, resource_id, body.sdp)
     return Response(status_code=204)
 
 
@@ -160,7 +160,7 @@ async def answer(
 async def sync(
     summit_id: str, resource_id: str, caller: Caller, service: Service
 ) -> SubscriptionOut:
-    return subscription_out(await service.sync_subscription(caller, summit_id, resource_id))
+    return subscription_out(await service.call.sync(caller, summit_id, resource_id))
 
 
 class OnAirIn(BaseModel):
@@ -172,7 +172,7 @@ class OnAirIn(BaseModel):
 @router.get("/on-air", response_model=dict[str, str | None])
 async def on_air(summit_id: str, caller: Caller, service: Service) -> dict[str, str | None]:
     """While live: side id -> the participant each side has on air."""
-    return await service.on_air(caller, summit_id)
+    return await service.call.on_air(caller, summit_id)
 
 
 @router.put("/on-air", response_model=dict[str, str | None])
@@ -181,7 +181,7 @@ async def choose_on_air(
 ) -> dict[str, str | None]:
     """A coordinator chooses who appears for their side in the broadcast (by default the
     principal, else whoever speaks for them)."""
-    return await service.choose_on_air(caller, summit_id, body.participant_id)
+    return await service.call.choose_on_air(caller, summit_id, body.participant_id)
 
 
 @router.put("/media-state", status_code=204, response_class=Response)
@@ -189,7 +189,7 @@ async def media_state(
     summit_id: str, body: MediaStateIn, caller: Caller, service: Service
 ) -> Response:
     """Tell the room that your microphone or camera is off (or on again)."""
-    await service.set_media_state(caller, summit_id, body.audio, body.video)
+    await service.call.set_media_state(caller, summit_id, body.audio, body.video)
     return Response(status_code=204)
 
 
@@ -197,5 +197,5 @@ async def media_state(
 async def unsubscribe(
     summit_id: str, resource_id: str, caller: Caller, service: Service
 ) -> Response:
-    await service.leave_media(caller, summit_id, resource_id)
+    await service.call.leave(caller, summit_id, resource_id)
     return Response(status_code=200)

@@ -30,7 +30,7 @@ RECORDING_TYPES = {"mp4": ("recording.mp4", "video/mp4"), "ogg": ("audio.ogg", "
 async def whep_watch(slug: str, request: Request, service: Service) -> Response:
     """WHEP: watch the live broadcast (a viewer only receives; it can never publish)."""
     offer = await text_body(request, SDP)
-    resource_id, answer = await service.watch(slug, offer)
+    resource_id, answer = await service.public.watch(slug, offer)
     return Response(
         answer,
         201,
@@ -41,7 +41,7 @@ async def whep_watch(slug: str, request: Request, service: Service) -> Response:
 
 @router.delete("/api/v1/public/{slug}/whep/{resource_id}", response_class=Response)
 async def whep_stop(slug: str, resource_id: str, service: Service) -> Response:
-    await service.stop_watching(slug, resource_id)
+    await service.public.stop_watching(slug, resource_id)
     return Response(status_code=200)
 
 
@@ -49,7 +49,7 @@ async def whep_stop(slug: str, resource_id: str, service: Service) -> Response:
 async def live_file(slug: str, position: int, name: str, service: Service) -> Response:
     if not LIVE_FILE.match(name):
         raise NotFound("no such file")
-    path = Path(await service.public_file(slug, position, name))
+    path = Path(await service.public.file(slug, position, name))
     if name.endswith(".m3u8"):
         # The packager replaces the playlist as it goes: send one whole version of it.
         try:
@@ -69,5 +69,5 @@ async def recording(slug: str, position: int, extension: str, service: Service) 
     if extension not in RECORDING_TYPES:
         raise NotFound("no such recording")
     name, media_type = RECORDING_TYPES[extension]
-    path = await service.public_file(slug, position, name)
+    path = await service.public.file(slug, position, name)
     return FileResponse(path, media_type=media_type, filename=f"{slug}-{position}.{extension}")

@@ -12,21 +12,9 @@ from fastapi import Request
 from fastapi.responses import StreamingResponse
 
 from summitry.control.events import EventHub
-from summitry.control.views import SummitView
+from summitry.domain.events import RosterChanged, SummitEvent
 
 KEEPALIVE_SECONDS = 15.0
-# What the public stream passes on, and of each event only these keys.
-PUBLIC_EVENTS = {"phase", "readout", "recordings"}
-PUBLIC_KEYS = {"type", "phase"}
-
-
-def phase_event(view: SummitView) -> dict[str, Any]:
-    return {
-        "type": "phase",
-        "phase": view.phase,
-        "version": view.version,
-        "consents": [side.id for side in view.sides if side.consented],
-    }
 
 
 def json_value(value: object) -> str:
@@ -38,20 +26,11 @@ def encode(event: dict[str, Any]) -> bytes:
     return f"event: {event['type']}\ndata: {data}\n\n".encode()
 
 
-def removes(event: dict[str, Any], participant_id: str | None) -> bool:
-    return (
-        participant_id is not None
-        and event["type"] == "roster"
-        and event.get("participant") == participant_id
-        and event.get("presence") == "removed"
-    )
-
-
 def stream(
     request: Request,
     hub: EventHub,
     summit_id: str,
-    snapshot: dict[str, Any],
+    snapshot: SummitEvent,
     *,
     public: bool,
     participant_id: str | None = None,
@@ -59,21 +38,29 @@ def stream(
     """The summit's events for one listener: everything for a participant, whose stream
     ends with the news of their removal; phase changes and readouts for the public."""
 
+    def wire(event: SummitEvent) -> dict[str, Any] | None:
+        return event.public_body() if public else event.body()
+
     async def events() -> AsyncIterator[bytes]:
         async with hub.listen(summit_id) as queue:
-            yield encode(snapshot)
+            first = wire(snapshot)
+            if first is not None:
+                yield encode(first)
             while not await request.is_disconnected():
                 try:
                     event = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
                 except TimeoutError:
                     yield b": keep-alive\n\n"
                     continue
-                if public:
-                    if event["type"] not in PUBLIC_EVENTS:
-                        continue
-                    event = {key: value for key, value in event.items() if key in PUBLIC_KEYS}
-                yield encode(event)
-                if removes(event, participant_id):
+                body = wire(event)
+                if body is None:
+                    continue
+                yield encode(body)
+                if (
+                    participant_id is not None
+                    and isinstance(event, RosterChanged)
+                    and event.removes(participant_id)
+                ):
                     return
 
     return StreamingResponse(

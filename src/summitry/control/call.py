@@ -1,0 +1,143 @@
+"""The call's media: publishing (WHIP), the room subscription, media state and who is on
+air. Only admitted participants of a summit whose room is open reach the media plane,
+and in the private phase only browsers holding the key receive feeds."""
+
+from __future__ import annotations
+
+from summitry.control.caller import (
+    CallerContext,
+    actor_of,
+    require_coordinator,
+    require_own_side,
+    require_summit,
+)
+from summitry.control.events import Announce
+from summitry.control.keys import KeyExchange
+from summitry.control.media import (
+    BroadcastControl,
+    Feed,
+    Offered,
+    Published,
+    Publisher,
+    RoomMedia,
+    require_media,
+)
+from summitry.control.unit import UnitOfWork
+from summitry.domain.errors import InvalidInput, NotFound, NotPermitted
+from summitry.domain.events import OnAirChanged
+from summitry.domain.model import Role
+from summitry.domain.phases import Phase
+from summitry.domain.sdp import check_description, trickle_fragment
+from summitry.security.grants import Grant
+
+
+class CallMedia:
+    def __init__(
+        self,
+        work: UnitOfWork,
+        announce: Announce,
+        keys: KeyExchange,
+        room: RoomMedia | None,
+        broadcast: BroadcastControl | None,
+    ) -> None:
+        self._work = work
+        self._announce = announce
+        self._keys = keys
+        self._room = room
+        self._broadcast = broadcast
+
+    async def publish(self, grant: Grant, summit_id: str, offer: str) -> Published:
+        require_summit(grant, summit_id)
+        if not grant.role.publishes:
+            raise NotPermitted("observers see and hear the talks; they do not publish")
+        check_description(offer)
+        caller = await self._in_call(grant, summit_id)
+        person = caller.person
+        return await require_media(self._room).publish(
+            summit_id,
+            Publisher(person.id, person.name, person.side_id, person.role),
+            offer,
+            encrypted=caller.phase is Phase.PRIVATE,
+        )
+
+    async def trickle(self, grant: Grant, summit_id: str, resource_id: str, fragment: str) -> None:
+        self._own_resource(grant, summit_id, resource_id)
+        candidates, completed = trickle_fragment(fragment)
+        await require_media(self._room).trickle(resource_id, candidates, completed)
+
+    async def subscribe(self, grant: Grant, summit_id: str) -> Offered:
+        await self._in_call(grant, summit_id)
+        sees = await self._keys.receives_feeds(summit_id, grant.participant_id)
+        return await require_media(self._room).subscribe(
+            summit_id, grant.participant_id, sees_feeds=sees
+        )
+
+    async def answer(self, grant: Grant, summit_id: str, resource_id: str, answer: str) -> None:
+        self._own_resource(grant, summit_id, resource_id)
+        check_description(answer, "answer")
+        await require_media(self._room).answer(resource_id, answer)
+
+    async def sync(self, grant: Grant, summit_id: str, resource_id: str) -> Offered:
+        self._own_resource(grant, summit_id, resource_id)
+        await self._in_call(grant, summit_id)
+        sees = await self._keys.receives_feeds(summit_id, grant.participant_id)
+        return await require_media(self._room).sync(resource_id, sees_feeds=sees)
+
+    async def leave(self, grant: Grant, summit_id: str, resource_id: str) -> None:
+        self._own_resource(grant, summit_id, resource_id)
+        await require_media(self._room).leave(resource_id)
+
+    async def set_media_state(self, grant: Grant, summit_id: str, audio: bool, video: bool) -> None:
+        await self._in_call(grant, summit_id)
+        await require_media(self._room).set_media_state(
+            summit_id, grant.participant_id, audio, video
+        )
+
+    async def feeds(self, grant: Grant, summit_id: str) -> list[Feed]:
+        require_summit(grant, summit_id)
+        return require_media(self._room).feeds(summit_id)
+
+    async def choose_on_air(
+        self, grant: Grant, summit_id: str, participant_id: str | None
+    ) -> dict[str, str | None]:
+        """A coordinator puts someone of their own side on air (None: the default)."""
+        require_summit(grant, summit_id)
+        require_coordinator(grant)
+        now = self._work.clock.now()
+        async with self._work.command(summit_id) as repo:
+            await repo.summit(summit_id)
+            if participant_id is not None:
+                person = await repo.participant(summit_id, participant_id)
+                require_own_side(grant, person.side_id)
+                if not Role(person.role).publishes:
+                    raise InvalidInput(
+                        f"{person.name} is an observer and never on air", field="participant_id"
+                    )
+            await repo.audit(
+                summit_id,
+                actor_of(grant),
+                "on_air_chosen",
+                {"side": grant.side_id, "participant": participant_id},
+                now,
+            )
+        broadcast = require_media(self._broadcast)
+        await broadcast.choose_on_air(summit_id, grant.side_id, participant_id)
+        on_air = broadcast.on_air(summit_id)
+        self._announce(summit_id, OnAirChanged(on_air))
+        return on_air
+
+    async def on_air(self, grant: Grant, summit_id: str) -> dict[str, str | None]:
+        require_summit(grant, summit_id)
+        return require_media(self._broadcast).on_air(summit_id)
+
+    async def _in_call(self, grant: Grant, summit_id: str) -> CallerContext:
+        async with self._work.reading() as repo:
+            return await CallerContext.in_call(repo, grant, summit_id)
+
+    def _own_resource(self, grant: Grant, summit_id: str, resource_id: str) -> None:
+        require_summit(grant, summit_id)
+        owner = require_media(self._room).owner(resource_id)
+        if owner is None or owner[0] != summit_id:
+            raise NotFound("no such media resource in this summit")
+        if owner[1] != grant.participant_id:
+            raise NotPermitted("this media resource belongs to someone else")

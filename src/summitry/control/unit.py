@@ -1,0 +1,51 @@
+"""One unit of work per command: the summit's lock and one database transaction, so a
+command sees and writes one consistent summit, and a refused command writes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from summitry.store.repository import Repository
+
+# Hands a coroutine to the task group that owns the service's background work.
+Spawn = Callable[[Coroutine[Any, Any, None]], None]
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class UnitOfWork:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock) -> None:
+        self._sessions = sessions
+        self.clock = clock
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    @asynccontextmanager
+    async def command(self, summit_id: str) -> AsyncIterator[Repository]:
+        """One transaction per command, one command at a time per summit."""
+        async with self._locks[summit_id], self._sessions.begin() as session:
+            yield Repository(session)
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[Repository]:
+        async with self._sessions() as session:
+            yield Repository(session)
+
+    @asynccontextmanager
+    async def writing(self) -> AsyncIterator[Repository]:
+        """A transaction that takes no summit's lock: for a summit not yet created."""
+        async with self._sessions.begin() as session:
+            yield Repository(session)
