@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -19,15 +18,7 @@ from summitry.control.events import EventHub
 from summitry.control.summits import Clock, Summits
 from summitry.domain.errors import IllegalTransition
 from summitry.domain.phases import CutReason
-from summitry.media.broadcast import BroadcastChain
-from summitry.media.rooms import JanusRooms
-from summitry.media.supervisor import (
-    JanusEndpoint,
-    JanusNotFound,
-    JanusSettings,
-    JanusSupervisor,
-    find_janus,
-)
+from summitry.media.plane import build_media_plane
 from summitry.store.database import make_engine, migrate, sessions
 from summitry.web import api, errors, keys, media, pages, public
 from summitry.web.limits import BodyLimit, Buckets, CredentialThrottle, RateLimit
@@ -78,60 +69,12 @@ async def run_clock(service: Summits) -> None:
         await asyncio.sleep(TICK_SECONDS)
 
 
-@asynccontextmanager
-async def media_plane(config: Config, hub: EventHub) -> AsyncIterator[JanusRooms | None]:
-    """The configured media plane: our own supervised Janus, an external one, or none."""
-    if config.media == "off":
-        yield None
-        return
-    media_dir = config.data_dir / "janus"
-    media_dir.mkdir(mode=0o700, exist_ok=True)
-    rooms = JanusRooms(hub.announce, media_dir / "media.state.json")
-    rooms.broadcast = BroadcastChain(rooms, config.data_dir / "broadcast", find_ffmpeg())
-    rooms.broadcast.end_orphans()
-    supervisor: JanusSupervisor | None = None
-    try:
-        if config.media == "external":
-            assert config.janus_url is not None
-            await rooms.connect(
-                config.janus_url, config.janus_api_secret, config.janus_admin_key, resume=True
-            )
-        else:
-            supervisor = JanusSupervisor(
-                JanusSettings(find_janus(), media_dir, config.media_address)
-            )
-            endpoint = await supervisor.start()
-            await rooms.connect(
-                endpoint.url, endpoint.api_secret, endpoint.admin_key, resume=supervisor.adopted
-            )
-
-            async def reconnect(endpoint: JanusEndpoint, generation: int) -> None:
-                log.warning("Janus restarted (start %d): recreating rooms", generation)
-                await rooms.connect(endpoint.url, endpoint.api_secret, endpoint.admin_key)
-
-            supervisor.on_restart.append(reconnect)
-        yield rooms
-    finally:
-        await rooms.close()
-        if supervisor is not None:
-            await supervisor.stop()
-
-
 def cut_on_failure(service: Summits) -> Callable[[str], Awaitable[None]]:
     async def cut(summit_id: str) -> None:
         with contextlib.suppress(IllegalTransition):  # already cut: nothing more to do
             await service.fail(summit_id, CutReason.BROADCAST_FAILURE)
 
     return cut
-
-
-def find_ffmpeg() -> str:
-    found = shutil.which("ffmpeg")
-    if found is None:
-        raise JanusNotFound(
-            "ffmpeg is not installed (apt-get install ffmpeg); the broadcast chain needs it"
-        )
-    return found
 
 
 def create_app(config: Config, clock: Clock | None = None) -> FastAPI:
@@ -141,14 +84,14 @@ def create_app(config: Config, clock: Clock | None = None) -> FastAPI:
         await migrate(engine)
         hub = EventHub()
         try:
-            async with media_plane(config, hub) as media:
+            async with build_media_plane(config, hub.announce) as plane:
+                media = None if plane is None else plane.media
                 service = Summits(
                     sessions(engine), config.grant_secret, config.public_url, hub, clock, media
                 )
-                if media is not None:
-                    await media.restore(await service.active_summits())
-                    if media.broadcast is not None:
-                        media.broadcast.on_failure.append(cut_on_failure(service))
+                if plane is not None:
+                    await plane.media.restore(await service.active_summits())
+                    plane.on_broadcast_failure.append(cut_on_failure(service))
                     # A broadcast this process did not start cannot be trusted: cut it.
                     for summit_id in await service.public_summits():
                         await cut_on_failure(service)(summit_id)
