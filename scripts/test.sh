@@ -12,6 +12,7 @@ cd "$REPO_ROOT"
 "$VENV/bin/ruff" check .
 "$VENV/bin/ruff" format --check --quiet .
 "$VENV/bin/mypy"
+"$VENV/bin/lint-imports" --no-cache
 
 namespace="summitry-test"
 bash scripts/netns.sh up "$namespace"

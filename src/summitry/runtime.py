@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
@@ -20,15 +19,7 @@ from summitry.control.services import Services, build_services
 from summitry.control.unit import Clock
 from summitry.domain.errors import IllegalTransition
 from summitry.domain.phases import CutReason
-from summitry.media.broadcast import BroadcastChain
-from summitry.media.rooms import JanusRooms
-from summitry.media.supervisor import (
-    JanusEndpoint,
-    JanusNotFound,
-    JanusSettings,
-    JanusSupervisor,
-    find_janus,
-)
+from summitry.media.plane import build_media_plane
 from summitry.store.database import make_engine, migrate, sessions
 from summitry.web.app import create_app
 from summitry.web.links import WebLinks
@@ -81,54 +72,6 @@ async def run_clock(services: Services) -> None:
         await asyncio.sleep(TICK_SECONDS)
 
 
-def find_ffmpeg() -> str:
-    found = shutil.which("ffmpeg")
-    if found is None:
-        raise JanusNotFound(
-            "ffmpeg is not installed (apt-get install ffmpeg); the broadcast chain needs it"
-        )
-    return found
-
-
-@asynccontextmanager
-async def media_plane(config: Config, hub: EventHub) -> AsyncIterator[JanusRooms | None]:
-    """The configured media plane: our own supervised Janus, an external one, or none."""
-    if config.media == "off":
-        yield None
-        return
-    media_dir = config.data_dir / "janus"
-    media_dir.mkdir(mode=0o700, exist_ok=True)
-    rooms = JanusRooms(hub.announce, media_dir / "media.state.json")
-    rooms.broadcast = BroadcastChain(rooms, config.data_dir / "broadcast", find_ffmpeg())
-    rooms.broadcast.end_orphans()
-    supervisor: JanusSupervisor | None = None
-    try:
-        if config.media == "external":
-            assert config.janus_url is not None
-            await rooms.connect(
-                config.janus_url, config.janus_api_secret, config.janus_admin_key, resume=True
-            )
-        else:
-            supervisor = JanusSupervisor(
-                JanusSettings(find_janus(), media_dir, config.media_address)
-            )
-            endpoint = await supervisor.start()
-            await rooms.connect(
-                endpoint.url, endpoint.api_secret, endpoint.admin_key, resume=supervisor.adopted
-            )
-
-            async def reconnect(endpoint: JanusEndpoint, generation: int) -> None:
-                log.warning("Janus restarted (start %d): recreating rooms", generation)
-                await rooms.connect(endpoint.url, endpoint.api_secret, endpoint.admin_key)
-
-            supervisor.on_restart.append(reconnect)
-        yield rooms
-    finally:
-        await rooms.close()
-        if supervisor is not None:
-            await supervisor.stop()
-
-
 def cut_on_failure(services: Services) -> Callable[[str], Awaitable[None]]:
     async def cut(summit_id: str) -> None:
         with contextlib.suppress(IllegalTransition):  # already cut: nothing more to do
@@ -145,7 +88,8 @@ async def running(config: Config, clock: Clock | None = None) -> AsyncIterator[S
     await migrate(engine)
     hub = EventHub()
     try:
-        async with media_plane(config, hub) as media, Nursery() as nursery:
+        async with build_media_plane(config, hub.announce) as plane, Nursery() as nursery:
+            media = None if plane is None else plane.media
             services = build_services(
                 sessions(engine),
                 config.grant_secret,
@@ -155,10 +99,9 @@ async def running(config: Config, clock: Clock | None = None) -> AsyncIterator[S
                 clock,
                 media,
             )
-            if media is not None:
-                await media.restore(await services.catalog.active_summits())
-                if media.broadcast is not None:
-                    media.broadcast.on_failure.append(cut_on_failure(services))
+            if plane is not None:
+                await plane.media.restore(await services.catalog.active_summits())
+                plane.on_broadcast_failure.append(cut_on_failure(services))
                 # A broadcast this process did not start cannot be trusted: cut it.
                 for summit_id in await services.catalog.public_summits():
                     await cut_on_failure(services)(summit_id)

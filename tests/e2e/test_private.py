@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from playwright.async_api import Browser, Page, Route, expect
 
 from summitry.media.janus import Handle, Janus, Session
-from summitry.media.rooms import VIDEOROOM
+from summitry.media.resources import VIDEOROOM
 from tests.e2e.test_room import (
     MEDIA_TIMEOUT_MS,
     QUICK_TIMEOUT_MS,

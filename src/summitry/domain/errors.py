@@ -25,6 +25,11 @@ class MediaUnavailable(SummitryError):
     """The media server is not answering right now (restarting, or gone)."""
 
 
+class MediaRefused(SummitryError):
+    """The media server refused what was asked of it (a room that would not let someone
+    in, a subscription it would not make); the message gives its reason."""
+
+
 class IllegalTransition(SummitryError):
     """The phase machine does not allow this event in the current phase."""
 

@@ -23,252 +23,88 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hashlib
-import json
 import logging
-import os
 import secrets
-import signal
-import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from summitry.control.media import RecordingFile
+from summitry.control.media import Publisher, RecordingFile
 from summitry.domain.errors import IllegalTransition, MediaUnavailable, NotFound
+from summitry.domain.events import RecordingsReady
+from summitry.domain.model import Role
+from summitry.domain.on_air import Speaker, on_air
+from summitry.media.connection import Announce, JanusConnection, answer_offer, janus_errors
 from summitry.media.janus import Handle, JanusError, JanusUnavailable
-from summitry.media.rooms import JanusRooms, PublisherResource, answer_offer
+from summitry.media.packager import (
+    AUDIO_PT,
+    VIDEO_PT,
+    Packager,
+    Recording,
+    free_udp_ports,
+    read_recordings,
+    seal,
+)
 
 log = logging.getLogger(__name__)
 
 STREAMING = "janus.plugin.streaming"
-VIDEO_PT, AUDIO_PT = 96, 111
-ON_AIR_ORDER = ("principal", "delegate", "coordinator", "interpreter")
-# ffmpeg gives up on a silent input after this long: at the cut that ends it, and while
-# live a side silent for longer is a broadcast failure (the summit cuts).
-INPUT_TIMEOUT = 2
-SEGMENT_SECONDS = 0.5
 
 Failed = Callable[[str], Awaitable[None]]
 
 
-def free_udp_ports(count: int, pairs: bool = False) -> list[int]:
-    """Distinct free UDP ports on 127.0.0.1; with `pairs`, each with the next port free
-    too (RTP on an even port, its RTCP on the odd one after it)."""
-    sockets: list[socket.socket] = []
-    ports: list[int] = []
+class LivePublisher(Protocol):
+    """A feed of the room that is up, as the broadcast chain sees it."""
+
+    @property
+    def feed_id(self) -> int: ...
+
+    @property
+    def publisher(self) -> Publisher: ...
+
+    @property
+    def mids(self) -> Mapping[str, str]:
+        """kind ("audio", "video") -> the mid of its first stream of that kind."""
+        ...
+
+
+class Room(Protocol):
+    """What the broadcast chain needs of the summits' rooms (JanusRooms has it): who
+    publishes, and forwards of their streams, the single chokepoint."""
+
+    def live_publishers(self, summit_id: str) -> Sequence[LivePublisher]: ...
+
+    async def forward(
+        self, summit_id: str, feed_id: int, streams: list[dict[str, Any]]
+    ) -> list[int]: ...
+
+    async def stop_forward(self, summit_id: str, feed_id: int, stream_id: int) -> None: ...
+
+    async def stop_all_forwards(self, summit_id: str) -> int: ...
+
+    async def request_keyframe(self, summit_id: str, feed_id: int) -> None: ...
+
+
+def speaker_of(live: LivePublisher) -> Speaker | None:
+    """The publisher as the on-air ranking sees them (None: a role it does not know)."""
+    publisher = live.publisher
     try:
-        while len(ports) < count:
-            probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            sockets.append(probe)
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-            if pairs:
-                if port % 2 or port + 1 > 65535:
-                    continue
-                partner = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                sockets.append(partner)
-                try:
-                    partner.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-            ports.append(port)
-    finally:
-        for probe in sockets:
-            probe.close()
-    return ports
+        return Speaker(publisher.participant_id, publisher.side_id, Role(publisher.role))
+    except ValueError:
+        return None
 
 
-def udp_port_taken(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return True
-    return False
-
-
-async def until_listening(ports: tuple[int, ...], process: asyncio.subprocess.Process) -> None:
-    """Waits until ffmpeg has bound its input ports: a key frame sent before that is lost,
-    and a browser sends the next one only when asked."""
-    async with asyncio.timeout(10):
-        while not all(udp_port_taken(port) for port in ports):
-            if process.returncode is not None:
-                return
-            await asyncio.sleep(0.02)
-
-
-def rtp_sdp(video_port: int, audio_port: int) -> str:
-    """How ffmpeg reads one slot's forwarded RTP (the forwards rewrite payload types)."""
-    return (
-        "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=summitry slot\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-        f"m=video {video_port} RTP/AVP {VIDEO_PT}\r\na=rtpmap:{VIDEO_PT} VP8/90000\r\n"
-        f"m=audio {audio_port} RTP/AVP {AUDIO_PT}\r\na=rtpmap:{AUDIO_PT} opus/48000/2\r\n"
-    )
-
-
-def packager_command(ffmpeg: str, folder: Path) -> list[str]:
-    """ffmpeg: VP8/Opus RTP in; 0.5 s HLS (H.264/AAC), a fragmented MP4 recording and an
-    Ogg Opus audio edition out (settings measured in MEDIA-NOTES.md)."""
-    hls = (
-        f"[f=hls:hls_time={SEGMENT_SECONDS}:hls_list_size=8:"
-        "hls_flags=independent_segments+program_date_time+delete_segments+temp_file:"
-        f"hls_segment_filename={folder}/live/segment-%05d.ts:bsfs/v=dump_extra]"
-        f"{folder}/live/index.m3u8"
-    )
-    # Each fragment reaches the disk at once: a recording stays whole even if ffmpeg dies.
-    mp4 = (
-        "[f=mp4:movflags=+frag_keyframe+empty_moov+default_base_moof:flush_packets=1]"
-        f"{folder}/recording.mp4"
-    )
-    return [
-        ffmpeg,
-        "-nostdin",
-        "-hide_banner",
-        "-loglevel",
-        "warning",
-        "-y",
-        "-protocol_whitelist",
-        "file,udp,rtp",
-        "-fflags",
-        "+genpts",
-        # Start as soon as a key frame shows the picture size, not after 5 s of probing.
-        "-analyzeduration",
-        "500000",
-        # RTP on loopback barely reorders; waiting up to the default 0.5 s for a missing
-        # packet adds that much latency and loses the tail of the public part at the cut.
-        "-max_delay",
-        "100000",
-        "-probesize",
-        "200000",
-        "-listen_timeout",
-        str(INPUT_TIMEOUT),
-        "-i",
-        str(folder / "slot.sdp"),
-        "-map",
-        "0:v:0",
-        "-map",
-        "0:a:0",
-        # Frames keep the publisher's timing: a rate guessed from a short probe would
-        # make ffmpeg invent thousands of duplicates.
-        "-fps_mode:v",
-        "passthrough",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "veryfast",
-        "-tune",
-        "zerolatency",
-        "-g",
-        "15",
-        "-keyint_min",
-        "15",
-        "-sc_threshold",
-        "0",
-        "-force_key_frames",
-        f"expr:gte(t,n_forced*{SEGMENT_SECONDS})",
-        "-b:v",
-        "2500k",
-        "-maxrate",
-        "2500k",
-        "-bufsize",
-        "1250k",
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
-        "-b:a",
-        "128k",
-        "-ar",
-        "48000",
-        "-flags",
-        "+global_header",
-        "-f",
-        "tee",
-        f"{hls}|{mp4}",
-        "-map",
-        "0:a:0",
-        "-c:a",
-        "copy",
-        "-flush_packets",
-        "1",
-        "-page_duration",
-        "200000",
-        "-f",
-        "ogg",
-        str(folder / "audio.ogg"),
-    ]
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-@dataclass
-class Packager:
-    """One side's ffmpeg, supervised: an exit it was not asked for is a failure."""
-
-    folder: Path
-    process: asyncio.subprocess.Process
-    watcher: asyncio.Task[None] | None = None
-    finishing: bool = False
-
-    @classmethod
-    async def start(
-        cls,
-        ffmpeg: str,
-        folder: Path,
-        video_port: int,
-        audio_port: int,
-        on_exit: Callable[[int], Awaitable[None]],
-    ) -> Packager:
-        (folder / "live").mkdir(parents=True, exist_ok=True)
-        (folder / "slot.sdp").write_text(rtp_sdp(video_port, audio_port))
-        with (folder / "ffmpeg.log").open("ab") as log_file:
-            process = await asyncio.create_subprocess_exec(
-                *packager_command(ffmpeg, folder),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=log_file,
-            )
-        (folder / "ffmpeg.pid").write_text(str(process.pid))
-        packager = cls(folder, process)
-
-        async def watch() -> None:
-            code = await process.wait()
-            if not packager.finishing:
-                await on_exit(code)
-
-        packager.watcher = asyncio.create_task(watch())
-        await until_listening((video_port, audio_port), process)
-        return packager
-
-    async def finish(self) -> None:
-        """Ends the outputs properly. One SIGINT asks ffmpeg to stop; it does so when its
-        input read returns, at the latest when the silent input times out, and then ends
-        the playlist and writes the files' trailers (a second SIGINT would abort those).
-        SIGKILL only if it does not."""
-        self.finishing = True
-        process = self.process
-        for sig in (signal.SIGINT, signal.SIGKILL):
-            if process.returncode is not None:
-                break
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(sig)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(process.wait(), INPUT_TIMEOUT + 1)
-        (self.folder / "ffmpeg.pid").unlink(missing_ok=True)
-        log.info("packager in %s finished with %s", self.folder, process.returncode)
-        playlist = self.folder / "live" / "index.m3u8"
-        if playlist.exists() and "#EXT-X-ENDLIST" not in playlist.read_text():
-            with playlist.open("a") as handle:
-                handle.write("#EXT-X-ENDLIST\n")
+def on_air_of(
+    publishers: Sequence[LivePublisher], side_id: str, chosen: str | None
+) -> LivePublisher | None:
+    """The publisher a side has on air (see domain/on_air.py)."""
+    speakers = [(speaker_of(live), live) for live in publishers]
+    speaker = on_air([s for s, _ in speakers if s is not None], side_id, chosen)
+    if speaker is None:
+        return None
+    return next(live for s, live in speakers if s is speaker)
 
 
 @dataclass
@@ -298,18 +134,18 @@ class Viewer:
     handle: Handle
 
 
-@dataclass(frozen=True)
-class Recording:
-    position: int
-    video: Path
-    audio: Path
-    video_sha256: str
-    audio_sha256: str
-
-
 class BroadcastChain:
-    def __init__(self, rooms: JanusRooms, folder: Path, ffmpeg: str) -> None:
-        self.rooms = rooms
+    def __init__(
+        self,
+        connection: JanusConnection,
+        room: Room,
+        announce: Announce,
+        folder: Path,
+        ffmpeg: str,
+    ) -> None:
+        self._connection = connection
+        self.room = room
+        self._announce = announce
         self.folder = folder
         self.ffmpeg = ffmpeg
         self.on_failure: list[Failed] = []
@@ -330,8 +166,9 @@ class BroadcastChain:
         return self.folder / summit_id / str(position)
 
     async def _control(self) -> Handle:
-        if self._streaming is None or self._streaming.session is not self.rooms.session:
-            self._streaming = await self.rooms.session.attach(STREAMING)
+        session = self._connection.session
+        if self._streaming is None or self._streaming.session is not session:
+            self._streaming = await session.attach(STREAMING)
         return self._streaming
 
     # --- going live and cutting
@@ -395,7 +232,7 @@ class BroadcastChain:
         await control.request(
             {
                 "request": "create",
-                "admin_key": self.rooms.admin_key,
+                "admin_key": self._connection.admin_key,
                 "type": "rtp",
                 "id": broadcast.mountpoint,
                 "name": f"summit {broadcast.summit_id}",
@@ -412,9 +249,9 @@ class BroadcastChain:
             broadcast = self._live.get(summit_id)
             if broadcast is None:
                 return
-            publishers = self.rooms.live_publishers(summit_id)
+            publishers = self.room.live_publishers(summit_id)
             for slot in broadcast.slots:
-                chosen = on_air(
+                chosen = on_air_of(
                     publishers, slot.side_id, self._chosen.get((summit_id, slot.side_id))
                 )
                 feed_id = chosen.feed_id if chosen else None
@@ -437,16 +274,14 @@ class BroadcastChain:
         if broadcast is None:
             return {}
         by_feed = {
-            p.feed_id: p.publisher.participant_id for p in self.rooms.live_publishers(summit_id)
+            p.feed_id: p.publisher.participant_id for p in self.room.live_publishers(summit_id)
         }
         return {
             slot.side_id: by_feed.get(slot.feed_id) if slot.feed_id else None
             for slot in broadcast.slots
         }
 
-    async def _forward(
-        self, broadcast: Broadcast, slot: Slot, publisher: PublisherResource
-    ) -> None:
+    async def _forward(self, broadcast: Broadcast, slot: Slot, publisher: LivePublisher) -> None:
         video_mid, audio_mid = publisher.mids.get("video"), publisher.mids.get("audio")
         if video_mid is None or audio_mid is None:
             return
@@ -463,7 +298,7 @@ class BroadcastChain:
         if self._live.get(broadcast.summit_id) is not broadcast:
             return  # cut while the packager started: nothing more goes on air
         slot.feed_id = publisher.feed_id
-        slot.forwards = await self.rooms.forward(
+        slot.forwards = await self.room.forward(
             broadcast.summit_id,
             publisher.feed_id,
             [
@@ -483,14 +318,14 @@ class BroadcastChain:
             publisher.publisher.name,
             slot.forwards,
         )
-        await self.rooms.request_keyframe(publisher)
+        await self.room.request_keyframe(broadcast.summit_id, publisher.feed_id)
 
     async def _unforward(self, summit_id: str, slot: Slot) -> None:
         if slot.feed_id is not None:
             feed_id = slot.feed_id
             await asyncio.gather(
                 *(
-                    self.rooms.stop_forward(summit_id, feed_id, stream_id)
+                    self.room.stop_forward(summit_id, feed_id, stream_id)
                     for stream_id in slot.forwards
                 )
             )
@@ -505,12 +340,12 @@ class BroadcastChain:
         broadcast = self._live.pop(summit_id, None)
         if broadcast is None:
             # Not ours (a previous process went live): close the chokepoint anyway.
-            await self.rooms.stop_all_forwards(summit_id)
+            await self.room.stop_all_forwards(summit_id)
             return
         await asyncio.gather(*(self._unforward(summit_id, slot) for slot in broadcast.slots))
         log.info("broadcast of %s cut: forwards stopped", summit_id)
         # Belt and braces: whatever Janus still forwards for this room stops too.
-        leftover = await self.rooms.stop_all_forwards(summit_id)
+        leftover = await self.room.stop_all_forwards(summit_id)
         if leftover:
             log.error("stopped %d forwards of %s nobody had recorded", leftover, summit_id)
         task = asyncio.create_task(self._finish(broadcast))
@@ -533,9 +368,17 @@ class BroadcastChain:
             )
         packagers = [slot for slot in broadcast.slots if slot.packager is not None]
         await asyncio.gather(*(slot.packager.finish() for slot in packagers if slot.packager))
-        recordings = [await asyncio.to_thread(self._seal, broadcast, slot) for slot in packagers]
+        recordings = [
+            await asyncio.to_thread(
+                seal,
+                self.output_folder(broadcast.summit_id, slot.position),
+                slot.side_id,
+                slot.position,
+            )
+            for slot in packagers
+        ]
         log.info("recordings of %s sealed", broadcast.summit_id)
-        self.rooms.announce(broadcast.summit_id, {"type": "recordings"})
+        self._announce(broadcast.summit_id, RecordingsReady())
         return recordings
 
     async def close(self) -> None:
@@ -545,47 +388,6 @@ class BroadcastChain:
                 await self.stop(summit_id)
         if self._finishing:
             await asyncio.gather(*self._finishing, return_exceptions=True)
-
-    def end_orphans(self) -> None:
-        """Stops packagers a crashed summitry left running (their pid files say which)."""
-        for pid_file in self.folder.glob("*/*/ffmpeg.pid"):
-            with contextlib.suppress(ValueError, OSError):
-                pid = int(pid_file.read_text())
-                command = Path(f"/proc/{pid}/cmdline").read_bytes()
-                if str(pid_file.parent).encode() in command:
-                    os.kill(pid, signal.SIGKILL)
-                    log.warning("stopped the orphaned packager %s", pid)
-            pid_file.unlink(missing_ok=True)
-
-    def _seal(self, broadcast: Broadcast, slot: Slot) -> Recording:
-        folder = self.output_folder(broadcast.summit_id, slot.position)
-        video, audio = folder / "recording.mp4", folder / "audio.ogg"
-        recording = Recording(
-            slot.position,
-            video,
-            audio,
-            sha256_of(video) if video.exists() else "",
-            sha256_of(audio) if audio.exists() else "",
-        )
-        (folder / "manifest.json").write_text(
-            json.dumps(
-                {
-                    "side": slot.side_id,
-                    "video": {
-                        "file": video.name,
-                        "sha256": recording.video_sha256,
-                        "bytes": video.stat().st_size if video.exists() else 0,
-                    },
-                    "audio": {
-                        "file": audio.name,
-                        "sha256": recording.audio_sha256,
-                        "bytes": audio.stat().st_size if audio.exists() else 0,
-                    },
-                },
-                indent=1,
-            )
-        )
-        return recording
 
     async def _packager_died(self, summit_id: str, code: int) -> None:
         log.error("a packager of %s exited with %s while live: cutting", summit_id, code)
@@ -611,10 +413,8 @@ class BroadcastChain:
         broadcast = self._live.get(summit_id)
         if broadcast is None:
             raise IllegalTransition("the summit is not broadcasting now")
-        try:
-            handle = await self.rooms.session.attach(STREAMING)
-        except JanusUnavailable as error:
-            raise MediaUnavailable("the media server did not answer") from error
+        async with janus_errors():
+            handle = await self._connection.session.attach(STREAMING)
         _, answer = await answer_offer(
             handle, {"request": "watch", "id": broadcast.mountpoint}, offer
         )
@@ -633,40 +433,3 @@ class BroadcastChain:
         viewer = self._viewers.pop(resource_id, None)
         if viewer is not None:
             await viewer.handle.detach()
-
-
-def read_recordings(folder: Path) -> list[RecordingFile]:
-    """The sealed recordings of a summit's public part, from their manifests."""
-    found = []
-    for manifest in sorted(folder.glob("*/manifest.json")):
-        position = int(manifest.parent.name)
-        entries = json.loads(manifest.read_text())
-        for kind in ("video", "audio"):
-            entry = entries[kind]
-            if entry["bytes"]:
-                found.append(
-                    RecordingFile(
-                        position,
-                        kind,
-                        str(manifest.parent / entry["file"]),
-                        entry["sha256"],
-                        entry["bytes"],
-                    )
-                )
-    return found
-
-
-def on_air(
-    publishers: list[PublisherResource], side_id: str, chosen: str | None = None
-) -> PublisherResource | None:
-    """Who a side has on air: the participant its coordinator chose, while publishing;
-    else its principal, else whoever ranks next in speaking for it."""
-    candidates = [
-        p for p in publishers if p.publisher.side_id == side_id and p.publisher.role in ON_AIR_ORDER
-    ]
-    for candidate in candidates:
-        if candidate.publisher.participant_id == chosen:
-            return candidate
-    if not candidates:
-        return None
-    return min(candidates, key=lambda p: ON_AIR_ORDER.index(p.publisher.role))

@@ -10,96 +10,63 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import json
 import logging
 import secrets
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from summitry.control.media import Feed, Offered, Published, Publisher, RecordingFile, Stream
 from summitry.domain import phases
-from summitry.domain.errors import BadDescription, IllegalTransition, MediaUnavailable, NotFound
+from summitry.domain.errors import (
+    BadDescription,
+    IllegalTransition,
+    MediaRefused,
+    MediaUnavailable,
+    NotFound,
+)
+from summitry.domain.events import FeedsChanged, MediaReset, MediaStateChanged, Speaking
 from summitry.domain.sdp import has_candidates
-
-if TYPE_CHECKING:
-    from summitry.media.broadcast import BroadcastChain
+from summitry.media.connection import Announce, JanusConnection, answer_offer, janus_errors
 from summitry.media.janus import JSON, Handle, Janus, JanusError, JanusUnavailable, Session
+from summitry.media.resources import VIDEOROOM, PublisherResource, Room, SubscriptionResource
+from summitry.media.state_file import StateFile
 
 log = logging.getLogger(__name__)
 
-VIDEOROOM = "janus.plugin.videoroom"
 MAX_PUBLISHERS = 32
 ROOM_EXISTS = 427  # the VideoRoom plugin's error code
-Announce = Callable[[str, dict[str, Any]], None]
 
 
-@dataclass(frozen=True)
-class Room:
-    room_id: int
-    secret: str
-    pin: str
+class Broadcast(Protocol):
+    """What the rooms need of the broadcast chain (media/broadcast.py implements it)."""
 
+    def is_live(self, summit_id: str) -> bool: ...
 
-@dataclass
-class PublisherResource:
-    id: str
-    summit_id: str
-    publisher: Publisher
-    feed_id: int
-    handle: Handle
-    up: bool = False
-    audio: bool = True
-    video: bool = True
-    mids: dict[str, str] = field(default_factory=dict)  # kind -> mid of the published streams
-    encrypted: bool = False  # flagged end-to-end encrypted in Janus
-    watcher: asyncio.Task[None] | None = None
+    async def start(self, summit_id: str, sides: tuple[str, str]) -> None: ...
 
+    async def stop(self, summit_id: str) -> None: ...
 
-@dataclass
-class SubscriptionResource:
-    id: str
-    summit_id: str
-    participant_id: str
-    handle: Handle | None = None
-    feeds: dict[int, Feed] = field(default_factory=dict)
-    streams: list[Stream] = field(default_factory=list)
-    # An offer Janus made by itself (a publisher left): the client answers it next sync.
-    pending_offer: str | None = None
-    watcher: asyncio.Task[None] | None = None
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one negotiation at a time
+    async def refresh(self, summit_id: str) -> None:
+        """The room's publishers changed: put each side's speaker on air."""
+        ...
 
+    async def lost_media_server(self) -> None: ...
 
-def write_private(path: Path, text: str) -> None:
-    """Replaces `path` at once with `text`, readable by its owner only."""
-    temporary = path.with_name(f"{path.name}.{secrets.token_hex(4)}.tmp")
-    temporary.write_text(text)
-    temporary.chmod(0o600)
-    temporary.replace(path)
+    async def watch(self, summit_id: str, offer: str) -> tuple[str, str]: ...
 
+    def viewer_summit(self, resource_id: str) -> str: ...
 
-async def answer_offer(
-    handle: Handle, body: dict[str, Any], offer: str, encrypted: bool = False
-) -> tuple[JSON, str]:
-    """Sends a client's offer along with `body`: the event's data and Janus's answer.
-    `encrypted` tells Janus the media is end-to-end encrypted (it reads that from the
-    JSEP). When Janus refuses, the handle is let go and the error says why."""
-    jsep_in: dict[str, Any] = {"type": "offer", "sdp": offer}
-    if encrypted:
-        jsep_in["e2ee"] = True
-    try:
-        data, jsep = await handle.message(body, jsep_in)
-    except JanusError as error:
-        await handle.detach()
-        raise BadDescription(f"the media server refused the offer: {error.reason}") from error
-    except JanusUnavailable as error:
-        raise MediaUnavailable("the media server did not answer") from error
-    if jsep is None or jsep.get("type") != "answer":
-        await handle.detach()
-        raise BadDescription("the media server did not answer the offer")
-    return data, str(jsep["sdp"])
+    async def unwatch(self, resource_id: str) -> None: ...
+
+    def recordings(self, summit_id: str) -> list[RecordingFile]: ...
+
+    async def choose_on_air(
+        self, summit_id: str, side_id: str, participant_id: str | None
+    ) -> None: ...
+
+    def on_air_now(self, summit_id: str) -> dict[str, str | None]: ...
+
+    def output_folder(self, summit_id: str, position: int) -> Path: ...
 
 
 def carried_streams(data: JSON) -> list[Stream]:
@@ -125,74 +92,50 @@ def new_room_id() -> int:
 
 
 class JanusRooms:
-    """Implements control.media.MediaPlane on one Janus server.
+    """Implements control.media.MediaPlane on one Janus server, through `connection`.
 
-    What lives in Janus (the session, rooms, handles) is written to `state_path` after
-    every change, so a summitry that crashed and came back can claim the same session
-    and carry on with the calls in progress."""
+    What lives in Janus (the session, rooms, handles) is written to `state` after every
+    change, so a summitry that crashed and came back can claim the same session and
+    carry on with the calls in progress."""
 
-    def __init__(self, announce: Announce, state_path: Path | None = None) -> None:
+    def __init__(self, connection: JanusConnection, state: StateFile, announce: Announce) -> None:
+        self._connection = connection
+        self._state = state
         self._announce = announce
-        self._state_path = state_path
-        self._janus: Janus | None = None
-        self._session: Session | None = None
         self._control: Handle | None = None
-        self._admin_key = ""
         self.rooms: dict[str, Room] = {}
         self._publishers: dict[str, PublisherResource] = {}
         self._subscriptions: dict[str, SubscriptionResource] = {}
         self._lock = asyncio.Lock()
-        self._save_lock = asyncio.Lock()
-        self._connecting = asyncio.Lock()
-        self._keeper: asyncio.Task[None] | None = None
-        self.generation = 0
-        self.broadcast: BroadcastChain | None = None
+        self.broadcast: Broadcast | None = None
 
-    # --- connection
+    # --- the session (connection.SessionUser)
 
-    async def connect(
-        self, url: str, api_secret: str, admin_key: str, resume: bool = False
-    ) -> None:
-        """Talk to the Janus at `url`. With `resume`, take over the session a previous
-        summitry left in that same Janus; otherwise (a new Janus) everything that lived
-        in the old one is gone: rooms are recreated and clients told to rejoin."""
-        async with self._connecting:
-            await self._connect(url, api_secret, admin_key, resume)
-        self._keep_session(url, api_secret, admin_key)
+    async def resume(self, janus: Janus) -> Session | None:
+        resumed = await self._state.resume(janus)
+        if resumed is None:
+            return None
+        self._control = resumed.control
+        self.rooms = resumed.rooms
+        for resource in resumed.publishers:
+            resource.watcher = asyncio.create_task(self._watch_publisher(resource))
+            self._publishers[resource.id] = resource
+        for subscription in resumed.subscriptions:
+            self._subscriptions[subscription.id] = subscription
+            if subscription.handle is not None:
+                subscription.watcher = asyncio.create_task(self._watch_subscription(subscription))
+        return resumed.control.session
 
-    def _keep_session(self, url: str, api_secret: str, admin_key: str) -> None:
-        self._keeper = asyncio.create_task(
-            self._keep(url, api_secret, admin_key), name="janus-session-keeper"
-        )
+    def let_go(self) -> None:
+        watchers = [r.watcher for r in self._publishers.values()]
+        watchers += [s.watcher for s in self._subscriptions.values()]
+        for watcher in watchers:
+            if watcher is not None:
+                watcher.cancel()
+        self._control = None
 
-    async def _keep(self, url: str, api_secret: str, admin_key: str) -> None:
-        """Janus may drop our session and live on (it timed the session out, or someone
-        destroyed it): then a new session, rooms recreated, clients told to rejoin. A
-        Janus that died is the supervisor's: it connects us to the one it restarts."""
-        assert self._session is not None
-        await self._session.lost.wait()
-        delay = 0.5
-        while True:
-            async with self._connecting:
-                log.warning("the Janus session was lost; opening a new one")
-                try:
-                    await self._connect(url, api_secret, admin_key, resume=False)
-                    break
-                except (JanusError, JanusUnavailable) as error:
-                    log.warning("no new Janus session yet: %s", error)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
-        self._keep_session(url, api_secret, admin_key)
-
-    async def _connect(self, url: str, api_secret: str, admin_key: str, resume: bool) -> None:
-        await self._disconnect()
-        self._janus = Janus(url, api_secret)
-        self._admin_key = admin_key
-        self.generation += 1
-        if resume and await self._resume():
-            return
-        self._session = await Session.open(self._janus, None)
-        self._control = await self._session.attach(VIDEOROOM)
+    async def start_afresh(self, session: Session) -> None:
+        self._control = await session.attach(VIDEOROOM)
         self._publishers.clear()
         self._subscriptions.clear()
         if self.broadcast is not None:
@@ -201,139 +144,21 @@ class JanusRooms:
             await self._recreate_room(room)
         await self._save()
         for summit_id in self.rooms:
-            self._announce(summit_id, {"type": "media_reset", "generation": self.generation})
-
-    async def _resume(self) -> bool:
-        assert self._janus is not None
-        if self._state_path is None:
-            return False
-        try:
-            state = json.loads(await asyncio.to_thread(self._state_path.read_text))
-            self._session = await Session.open(self._janus, int(state["session"]))
-        except (OSError, ValueError, KeyError, JanusError, JanusUnavailable):
-            log.info("no Janus session to resume; starting afresh")
-            return False
-        session = self._session
-        self._control = await session.attach(VIDEOROOM, int(state["control"]))
-        self.rooms = {summit: Room(**room) for summit, room in state["rooms"].items()}
-        for item in state["publishers"]:
-            resource = PublisherResource(
-                item["id"],
-                item["summit_id"],
-                Publisher(**item["publisher"]),
-                item["feed_id"],
-                await session.attach(VIDEOROOM, item["handle"]),
-                item["up"],
-                item["audio"],
-                item["video"],
-                item["mids"],
-                item.get("encrypted", False),
-            )
-            resource.watcher = asyncio.create_task(self._watch_publisher(resource))
-            self._publishers[resource.id] = resource
-        for item in state["subscriptions"]:
-            handle = item["handle"]
-            subscription = self._subscriptions[item["id"]] = SubscriptionResource(
-                item["id"],
-                item["summit_id"],
-                item["participant_id"],
-                None if handle is None else await session.attach(VIDEOROOM, handle),
-                {
-                    feed["feed_id"]: Feed(
-                        feed["feed_id"],
-                        Publisher(**feed["publisher"]),
-                        feed["audio"],
-                        feed["video"],
-                    )
-                    for feed in item["feeds"]
-                },
-                [Stream(**stream) for stream in item["streams"]],
-            )
-            if subscription.handle is not None:
-                subscription.watcher = asyncio.create_task(self._watch_subscription(subscription))
-        log.info(
-            "resumed Janus session %s: %d rooms, %d publishers, %d subscriptions",
-            session.id,
-            len(self.rooms),
-            len(self._publishers),
-            len(self._subscriptions),
-        )
-        return True
+            self._announce(summit_id, MediaReset(self.generation))
 
     async def _save(self) -> None:
-        if self._state_path is None or self._session is None or self._control is None:
-            return
-        state = {
-            "session": self._session.id,
-            "control": self._control.id,
-            "rooms": {summit: dataclasses.asdict(room) for summit, room in self.rooms.items()},
-            "publishers": [
-                {
-                    "id": r.id,
-                    "summit_id": r.summit_id,
-                    "publisher": dataclasses.asdict(r.publisher),
-                    "feed_id": r.feed_id,
-                    "handle": r.handle.id,
-                    "up": r.up,
-                    "audio": r.audio,
-                    "video": r.video,
-                    "mids": r.mids,
-                    "encrypted": r.encrypted,
-                }
-                for r in self._publishers.values()
-            ],
-            "subscriptions": [
-                {
-                    "id": s.id,
-                    "summit_id": s.summit_id,
-                    "participant_id": s.participant_id,
-                    "handle": None if s.handle is None else s.handle.id,
-                    "feeds": [dataclasses.asdict(feed) for feed in s.feeds.values()],
-                    "streams": [dataclasses.asdict(stream) for stream in s.streams],
-                }
-                for s in self._subscriptions.values()
-            ],
-        }
-        async with self._save_lock:  # the last state written is the last state made
-            await asyncio.to_thread(write_private, self._state_path, json.dumps(state))
-
-    async def close(self) -> None:
-        if self.broadcast is not None:
-            await self.broadcast.close()
-        await self._disconnect()
-        if self._state_path is not None:
-            self._state_path.unlink(missing_ok=True)
-
-    async def _disconnect(self) -> None:
-        if self._keeper is not None and self._keeper is not asyncio.current_task():
-            self._keeper.cancel()
-        watchers = [r.watcher for r in self._publishers.values()]
-        watchers += [s.watcher for s in self._subscriptions.values()]
-        for watcher in watchers:
-            if watcher is not None:
-                watcher.cancel()
-        if self._session is not None:
-            await self._session.close()
-        if self._janus is not None:
-            await self._janus.close()
-        self._session = self._control = self._janus = None
-
-    def announce(self, summit_id: str, event: dict[str, Any]) -> None:
-        self._announce(summit_id, event)
+        if self._control is not None:
+            await self._state.save(
+                self._control, self.rooms, self._publishers.values(), self._subscriptions.values()
+            )
 
     @property
-    def admin_key(self) -> str:
-        return self._admin_key
+    def generation(self) -> int:
+        return self._connection.generation
 
     @property
     def connected(self) -> bool:
-        return self._session is not None and not self._session.lost.is_set()
-
-    @property
-    def session(self) -> Session:
-        if self._session is None or self._session.lost.is_set():
-            raise MediaUnavailable("the media server is restarting; try again in a moment")
-        return self._session
+        return self._connection.connected
 
     # --- effects of the phase machine
 
@@ -364,11 +189,11 @@ class JanusRooms:
 
     async def _create_room(self, room: Room) -> None:
         assert self._control is not None
-        try:
+        async with janus_errors():
             await self._control.request(
                 {
                     "request": "create",
-                    "admin_key": self._admin_key,
+                    "admin_key": self._connection.admin_key,
                     "room": room.room_id,
                     "permanent": False,
                     "secret": room.secret,
@@ -385,8 +210,6 @@ class JanusRooms:
                     "audio_level_average": 40,
                 }
             )
-        except JanusUnavailable as error:
-            raise MediaUnavailable("the media server did not answer") from error
 
     async def _recreate_room(self, room: Room) -> None:
         """The room again, in a new session. A Janus that outlived our old session still
@@ -445,15 +268,7 @@ class JanusRooms:
             ):
                 resource.audio, resource.video = audio, video
                 await self._save()
-                self._announce(
-                    summit_id,
-                    {
-                        "type": "media_state",
-                        "participant": participant_id,
-                        "audio": audio,
-                        "video": video,
-                    },
-                )
+                self._announce(summit_id, MediaStateChanged(participant_id, audio, video))
                 return
         raise NotFound("you are not publishing in this room")
 
@@ -486,7 +301,7 @@ class JanusRooms:
         )
         handle = await self._attach()
         feed_id = secrets.randbits(52) or 1
-        try:
+        async with janus_errors(MediaRefused, "the room refused to let you in", detach=handle):
             await handle.message(
                 {
                     "request": "join",
@@ -497,11 +312,6 @@ class JanusRooms:
                     "display": publisher.name,
                 }
             )
-        except JanusError as error:
-            await handle.detach()
-            raise IllegalTransition(f"the room refused to let you in: {error.reason}") from error
-        except JanusUnavailable as error:
-            raise MediaUnavailable("the media server did not answer") from error
         published, answer = await answer_offer(
             handle, {"request": "publish", "audio": True, "video": True}, offer, encrypted
         )
@@ -527,13 +337,11 @@ class JanusRooms:
         resource = self._publishers.get(resource_id)
         if resource is None:
             raise NotFound("no such WHIP resource")
-        try:
+        async with janus_errors():
             if candidates:
                 await resource.handle.trickle(candidates)
             if completed:
                 await resource.handle.trickle_completed()
-        except JanusUnavailable as error:
-            raise MediaUnavailable("the media server did not answer") from error
 
     async def _watch_publisher(self, resource: PublisherResource) -> None:
         """Follows a publisher's PeerConnection: announce its feed once up, drop it when
@@ -554,11 +362,7 @@ class JanusRooms:
                 if data.get("videoroom") in ("talking", "stopped-talking"):
                     self._announce(
                         resource.summit_id,
-                        {
-                            "type": "speaking",
-                            "participant": resource.publisher.participant_id,
-                            "speaking": data["videoroom"] == "talking",
-                        },
+                        Speaking(resource.publisher.participant_id, data["videoroom"] == "talking"),
                     )
 
     async def _drop_publisher(self, resource_id: str, announce: bool) -> None:
@@ -575,11 +379,11 @@ class JanusRooms:
     async def _feeds_changed(self, summit_id: str) -> None:
         if self.broadcast is not None and self.broadcast.is_live(summit_id):
             await self.broadcast.refresh(summit_id)
-        self._announce(summit_id, {"type": "feeds"})
+        self._announce(summit_id, FeedsChanged())
 
     # --- the broadcast, seen from the orchestrator
 
-    def _chain(self) -> BroadcastChain:
+    def _chain(self) -> Broadcast:
         if self.broadcast is None:
             raise MediaUnavailable("this server has no broadcast chain")
         return self.broadcast
@@ -624,7 +428,7 @@ class JanusRooms:
                 "room": room.room_id,
                 "publisher_id": feed_id,
                 "secret": room.secret,
-                "admin_key": self._admin_key,
+                "admin_key": self._connection.admin_key,
                 "host": "127.0.0.1",
                 "host_family": "ipv4",
                 "streams": streams,
@@ -644,7 +448,7 @@ class JanusRooms:
                     "publisher_id": feed_id,
                     "stream_id": stream_id,
                     "secret": room.secret,
-                    "admin_key": self._admin_key,
+                    "admin_key": self._connection.admin_key,
                 }
             )
 
@@ -665,9 +469,12 @@ class JanusRooms:
         await asyncio.gather(*stops)
         return len(stops)
 
-    async def request_keyframe(self, resource: PublisherResource) -> None:
-        with contextlib.suppress(JanusError, JanusUnavailable):
-            await resource.handle.message({"request": "configure", "keyframe": True})
+    async def request_keyframe(self, summit_id: str, feed_id: int) -> None:
+        """Asks a publisher's browser for a key frame (best effort: it may have left)."""
+        for resource in self.live_publishers(summit_id):
+            if resource.feed_id == feed_id:
+                with contextlib.suppress(JanusError, JanusUnavailable):
+                    await resource.handle.message({"request": "configure", "keyframe": True})
 
     # --- subscribing (server offer, client answer)
 
@@ -712,7 +519,7 @@ class JanusRooms:
             async with subscription.lock:
                 offered = await self._sync(subscription, sees_feeds=False)
                 subscription.pending_offer = offered.offer
-            self._announce(summit_id, {"type": "feeds"})
+            self._announce(summit_id, FeedsChanged())
 
     async def _sync(self, subscription: SubscriptionResource, sees_feeds: bool) -> Offered:
         resource_id = subscription.id
@@ -728,7 +535,7 @@ class JanusRooms:
                 resource_id, pending, list(subscription.feeds.values()), subscription.streams
             )
         room = self._room(subscription.summit_id)
-        try:
+        async with janus_errors(MediaRefused, "the media server refused the subscription"):
             if subscription.handle is None:
                 subscription.handle = await self._attach()
                 subscription.watcher = asyncio.create_task(self._watch_subscription(subscription))
@@ -748,12 +555,6 @@ class JanusRooms:
                 if removed:
                     body["unsubscribe"] = [{"feed": feed_id} for feed_id in removed]
                 data, jsep = await subscription.handle.message(body)
-        except JanusError as error:
-            raise IllegalTransition(
-                f"the media server refused the subscription: {error.reason}"
-            ) from error
-        except JanusUnavailable as error:
-            raise MediaUnavailable("the media server did not answer") from error
         if "streams" in data:
             subscription.streams = carried_streams(data)
         carried = [stream.feed_id for stream in subscription.streams]
@@ -778,13 +579,13 @@ class JanusRooms:
                 if "streams" in data:
                     subscription.streams = carried_streams(data)
                 await self._save()
-                self._announce(subscription.summit_id, {"type": "feeds"})
+                self._announce(subscription.summit_id, FeedsChanged())
 
     async def answer(self, resource_id: str, answer: str) -> None:
         subscription = self._subscription(resource_id)
         if subscription.handle is None:
             raise IllegalTransition("there is no offer to answer yet")
-        try:
+        async with janus_errors(BadDescription, "the media server refused the answer"):
             await subscription.handle.message(
                 {"request": "start"}, {"type": "answer", "sdp": answer}
             )
@@ -793,10 +594,6 @@ class JanusRooms:
             # (and the client may apply it only after Janus has it, which saves the DTLS
             # retransmission a lost first handshake packet costs).
             await subscription.handle.trickle_completed()
-        except JanusError as error:
-            raise BadDescription(f"the media server refused the answer: {error.reason}") from error
-        except JanusUnavailable as error:
-            raise MediaUnavailable("the media server did not answer") from error
 
     def _subscription(self, resource_id: str) -> SubscriptionResource:
         subscription = self._subscriptions.get(resource_id)
@@ -832,7 +629,5 @@ class JanusRooms:
                 await self.leave(resource_id)
 
     async def _attach(self) -> Handle:
-        try:
-            return await self.session.attach(VIDEOROOM)
-        except JanusUnavailable as error:
-            raise MediaUnavailable("the media server did not answer") from error
+        async with janus_errors():
+            return await self._connection.session.attach(VIDEOROOM)

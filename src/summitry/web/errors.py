@@ -14,6 +14,7 @@ from summitry.domain.errors import (
     Conflict,
     IllegalTransition,
     InvalidInput,
+    MediaRefused,
     MediaUnavailable,
     NotAuthenticated,
     NotFound,
@@ -27,6 +28,8 @@ STATUS: dict[type[SummitryError], tuple[int, str]] = {
     InvalidInput: (422, "invalid_input"),
     BadDescription: (400, "bad_sdp"),
     MediaUnavailable: (503, "media_unavailable"),
+    # Refused by the media server: answered as a refusal of the phase machine always was.
+    MediaRefused: (409, "not_allowed_now"),
     IllegalTransition: (409, "not_allowed_now"),
     StaleVersion: (409, "stale_version"),
     Conflict: (409, "conflict"),
