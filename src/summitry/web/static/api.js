@@ -29,7 +29,8 @@ async function send(url, method, { token, json, body, contentType, keepalive = f
   }
   let response;
   try {
-    response = await fetch(url, { method, headers, body, ...(keepalive ? { keepalive } : { cache: "no-store" }) });
+    const lasting = keepalive ? { keepalive } : { cache: "no-store" };
+    response = await fetch(url, { method, headers, body, ...lasting });
   } catch {
     throw new ApiError(0, "unreachable", "The summit server cannot be reached.");
   }
@@ -120,7 +121,7 @@ export class PublicApi {
     this.base = `/api/v1/public/${encodeURIComponent(slug)}`;
   }
 
-  /** The public view, its times also in the browser's zone (without, if the server does not know it). */
+  /** The public view, with times in the browser's zone too (if the server knows that zone). */
   async view() {
     const query = zoneQuery();
     try {
