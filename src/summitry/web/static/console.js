@@ -2,7 +2,8 @@
 // roster and invitations, and what the other side is doing.
 
 import { ApiError } from "./api.js";
-import { h, icon, PHASES, PRESENCE, ROLES } from "./ui.js";
+import { phaseOf } from "./phases.js";
+import { h, icon, PRESENCE, ROLES } from "./ui.js";
 
 const ACTIONS = [
   {
@@ -174,7 +175,7 @@ export class CoordinatorConsole {
 
   renderActions(summit, me) {
     const own = summit.sides.find((s) => s.id === me.side_id);
-    const phase = PHASES[summit.phase] || { label: summit.phase, detail: "" };
+    const phase = phaseOf(summit.phase);
 
     this.phaseBox.replaceChildren(
       h("span.phase-pill", { data: { phase: summit.phase }, text: phase.label }),

@@ -3,33 +3,15 @@
 // Every sender and receiver has the end-to-end encryption transform from its first frame.
 
 import { PC_OPTIONS } from "./e2ee.js";
+import { negotiate } from "./whip.js";
 
 const PC_CONFIG = { iceServers: [], bundlePolicy: "max-bundle", ...PC_OPTIONS };
-const GATHER_TIMEOUT_MS = 4000;
 
 export const QUALITIES = {
   hd: { label: "HD 720p", width: 1280, height: 720, frameRate: 30 },
   sd: { label: "SD 360p", width: 640, height: 360, frameRate: 30 },
   low: { label: "Low 180p", width: 320, height: 180, frameRate: 15 },
 };
-
-/** Resolves once ICE gathering is complete, so the SDP carries every candidate. */
-export function gathered(pc) {
-  if (pc.iceGatheringState === "complete") return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      if (pc.iceGatheringState !== "complete") return;
-      pc.removeEventListener("icegatheringstatechange", done);
-      clearTimeout(timer);
-      resolve();
-    };
-    const timer = setTimeout(() => {
-      pc.removeEventListener("icegatheringstatechange", done);
-      resolve(); // send what we have; host candidates come first
-    }, GATHER_TIMEOUT_MS);
-    pc.addEventListener("icegatheringstatechange", done);
-  });
-}
 
 /**
  * Reports every connection state to `onState`, and calls `onTrouble` when the connection
@@ -103,21 +85,19 @@ export class Publisher {
       (state) => !this.closed && this.onTrouble(state),
       (state) => !this.closed && this.onState?.(state),
     );
-    await pc.setLocalDescription(await pc.createOffer());
-    await gathered(pc);
-    const response = await this.api.raw("POST", "/whip", {
-      body: pc.localDescription.sdp,
-      contentType: "application/sdp",
-    });
-    this.location = response.headers.get("Location");
-    const answer = await response.text();
-    if (this.closed) return;
-    await pc.setRemoteDescription({ type: "answer", sdp: answer });
+    await negotiate(this, pc, (sdp) =>
+      this.api.raw("POST", "/whip", { body: sdp, contentType: "application/sdp" }),
+    );
   }
 
   async replaceTrack(track) {
     const transceiver = this.transceivers[track.kind];
     if (transceiver && !this.closed) await transceiver.sender.replaceTrack(track);
+  }
+
+  /** Frees the session on the server while the page is being closed. */
+  release() {
+    if (this.location) this.api.raw("DELETE", this.location, { keepalive: true }).catch(() => {});
   }
 
   async stop({ tellServer = true } = {}) {
@@ -227,6 +207,11 @@ export class RoomSubscription {
 
   report() {
     if (!this.closed) this.onChange(this.feeds, this.media());
+  }
+
+  /** Frees the subscription on the server while the page is being closed. */
+  release() {
+    if (this.id) this.api.raw("DELETE", `/subscriptions/${this.id}`, { keepalive: true }).catch(() => {});
   }
 
   async stop({ tellServer = true } = {}) {

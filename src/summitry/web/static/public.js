@@ -3,20 +3,16 @@
 // fallback); after the cut a notice, then the recordings of the public part and the
 // readouts. The phase comes from the public event stream; every event re-reads the view.
 
-import { gathered } from "./media.js";
-import { $, h, icon, wallTime } from "./ui.js";
+import { ApiError, PublicApi } from "./api.js";
+import { EventStream } from "./events.js";
+import { PHASES, phaseOf, showPhase } from "./phases.js";
+import { $, h, icon, VIEWER_ZONE, wallTime } from "./ui.js";
+import { negotiate } from "./whip.js";
 
 const SLUG = decodeURIComponent(location.pathname.split("/").filter(Boolean)[1] || "");
-const API = `/api/v1/public/${encodeURIComponent(SLUG)}`;
+const api = new PublicApi(SLUG);
 const PARAMS = new URLSearchParams(location.search);
 const FORCED_PATH = PARAMS.get("player"); // "hls" skips WebRTC (tests, troubleshooting)
-const VIEWER_ZONE = (() => {
-  try {
-    return Intl.DateTimeFormat().resolvedOptions().timeZone || "";
-  } catch {
-    return "";
-  }
-})();
 
 const WHEP_FIRST_FRAME_MS = 5000;
 const WHEP_ATTEMPTS = 2;
@@ -34,16 +30,6 @@ const HLS_CONFIG = {
 const HLS_RETRY_MS = 1500;
 const REFRESH_MIN_MS = 2000;
 const REFRESH_MAX_MS = 30000;
-
-/** What the public is told in each phase: the banner, and the view the page shows. */
-const PHASES = {
-  scheduled: { label: "Upcoming", detail: "not started yet", view: "upcoming" },
-  lobby: { label: "Upcoming", detail: "the delegations are gathering", view: "upcoming" },
-  public: { label: "Live", detail: "broadcasting now", view: "live" },
-  private: { label: "Private", detail: "the talks continue in private", view: "private" },
-  ended: { label: "Ended", detail: "the summit is over", view: "ended" },
-  cancelled: { label: "Cancelled", detail: "the summit will not take place", view: "cancelled" },
-};
 
 // Pictograms the shared set in ui.js lacks: drawn by ui.js's `icon` with another path.
 const PATHS = {
@@ -84,21 +70,10 @@ const state = {
   refreshDelay: REFRESH_MIN_MS,
   ticker: null,
   toastTimer: null,
-  gone: false, // no summit at this address: stop asking
+  events: null, // the EventStream
 };
 
 // --- the public view ----------------------------------------------------------------
-
-class NotFoundError extends Error {}
-
-async function fetchView() {
-  const query = VIEWER_ZONE ? `?tz=${encodeURIComponent(VIEWER_ZONE)}` : "";
-  let response = await fetch(API + query, { cache: "no-store" });
-  if (response.status === 422 && query) response = await fetch(API, { cache: "no-store" });
-  if (response.status === 404) throw new NotFoundError();
-  if (!response.ok) throw new Error(`the server answered ${response.status}`);
-  return response.json();
-}
 
 let lastRead = Promise.resolve();
 let nextRead = null;
@@ -118,9 +93,9 @@ function refresh() {
 async function readView() {
   let view;
   try {
-    view = await fetchView();
+    view = await api.view();
   } catch (error) {
-    if (error instanceof NotFoundError) return fatal();
+    if (error instanceof ApiError && error.status === 404) return fatal();
     setConnection("reconnecting");
     return scheduleRefresh(REFRESH_MIN_MS);
   }
@@ -152,16 +127,13 @@ function render(view) {
   const changed = view.phase !== state.phase;
   state.view = view;
   state.phase = view.phase;
-  const phase = PHASES[view.phase] || { label: view.phase, detail: "", view: "upcoming" };
+  const phase = phaseOf(view.phase).public;
 
   document.title = `${view.title} · summitry`;
   $("#summit-title").textContent = view.title;
   $("#title").textContent = view.title;
   $("#agenda").textContent = view.agenda || "";
-  const banner = $("#phase-banner");
-  banner.dataset.phase = view.phase;
-  $("#phase-label").textContent = phase.label.toUpperCase();
-  $("#phase-detail").textContent = phase.detail;
+  showPhase(view.phase, phase.label, phase.detail);
 
   const root = $("#state");
   root.dataset.phase = view.phase;
@@ -224,7 +196,7 @@ function tick() {
     const { when } = wallTime(new Date().toISOString(), clock.dataset.clockZone);
     clock.textContent = `${clock.dataset.clockCity} ${when.slice(-5)}`;
   }
-  if (PHASES[view.phase]?.view !== "upcoming") return;
+  if (PHASES[view.phase]?.public.view !== "upcoming") return;
   const left = Math.max(0, new Date(view.starts_at).getTime() - Date.now());
   const seconds = Math.floor(left / 1000);
   const parts = [
@@ -375,8 +347,7 @@ function fatal() {
   $("#state").dataset.view = "fatal";
   $("#fatal-text").textContent = "Check the address you were given: it may be mistyped or out of date.";
   $("#phase-banner").hidden = true;
-  state.gone = true;
-  source?.close();
+  state.events.stop();
 }
 
 function setConnection(value) {
@@ -447,20 +418,8 @@ class WhepPlayer {
     pc.addEventListener("connectionstatechange", () => {
       if (!this.closed && pc.connectionState === "failed") onTrouble("the connection failed");
     });
-    await pc.setLocalDescription(await pc.createOffer());
-    await gathered(pc);
-    const response = await fetch(this.url, {
-      method: "POST",
-      headers: { "Content-Type": "application/sdp" },
-      body: pc.localDescription.sdp,
-      cache: "no-store",
-    });
-    if (response.status !== 201) throw new Error(`WHEP answered ${response.status}`);
-    const location = response.headers.get("Location");
-    this.location = location ? new URL(location, response.url).href : null;
-    const answer = await response.text();
+    await negotiate(this, pc, (sdp) => api.whep(this.url, sdp));
     if (this.closed) return this.release();
-    await pc.setRemoteDescription({ type: "answer", sdp: answer });
     for (const feed of this.feeds) feed.play();
   }
 
@@ -495,8 +454,7 @@ class WhepPlayer {
     const location = this.location;
     this.location = null;
     if (!location) return Promise.resolve();
-    // keepalive: the DELETE still goes out when the page is being closed
-    return fetch(location, { method: "DELETE", keepalive: true }).catch(() => {});
+    return api.release(location).catch(() => {});
   }
 }
 
@@ -715,26 +673,23 @@ function wireControls() {
 
 // --- the event stream ------------------------------------------------------------------
 
-let source = null;
-
 function openEvents() {
-  if (state.gone) return;
-  source = new EventSource(`${API}/events`);
-  source.addEventListener("open", () => {
-    setConnection("online");
-    refresh(); // anything missed while away
+  const reread = () => {
+    state.refreshDelay = REFRESH_MIN_MS;
+    refresh();
+  };
+  state.events = new EventStream({
+    url: () => api.eventsUrl(),
+    // A phase change, a published readout or sealed recordings: read the view again.
+    handlers: { phase: reread, readout: reread, recordings: reread },
+    onUp: () => {
+      setConnection("online");
+      refresh(); // anything missed while away
+    },
+    onDown: () => setConnection("reconnecting"),
+    retry: { first: 3000, longest: 3000 },
   });
-  source.addEventListener("error", () => {
-    setConnection("reconnecting");
-    if (source.readyState === EventSource.CLOSED && !state.gone) setTimeout(openEvents, 3000);
-  });
-  // A phase change, a published readout or sealed recordings: read the view again.
-  for (const type of ["phase", "readout", "recordings"]) {
-    source.addEventListener(type, () => {
-      state.refreshDelay = REFRESH_MIN_MS;
-      refresh();
-    });
-  }
+  state.events.open();
 }
 
 // --- for the tests ----------------------------------------------------------------------

@@ -4,6 +4,7 @@
 import { Api, ApiError } from "./api.js";
 import { CoordinatorConsole } from "./console.js";
 import { EndToEnd, SUPPORTED as E2EE_SUPPORTED } from "./e2ee.js";
+import { EventStream } from "./events.js";
 import {
   LevelMeter,
   Publisher,
@@ -12,16 +13,17 @@ import {
   listDevices,
   openCamera,
 } from "./media.js";
-import { $, PHASES, ROLES, Tile, clockTime, h, icon, initials, wallTime } from "./ui.js";
+import { OVER, phaseOf, showPhase } from "./phases.js";
+import { firstStage, nextStage } from "./stages.js";
+import { $, ROLES, Tile, clockTime, h, icon, initials, wallTime } from "./ui.js";
 
 const summitId = decodeURIComponent(location.pathname.split("/").filter(Boolean)[1] || "");
 const GRANT_KEY = `summitry.grant.${summitId}`;
 const PREFS_KEY = "summitry.devices";
-const OVER = new Set(["ended", "cancelled"]);
 
 const state = {
   summitId,
-  stage: "loading", // loading | fatal | lobby | joining | waiting | denied | left | over | call
+  stage: "loading", // stages.js: loading | fatal | lobby | joining | waiting | denied | left | over | call
   me: null,
   summit: null,
   people: new Map(),
@@ -33,16 +35,24 @@ const state = {
   media: { publish: "none", subscribe: "none", restarts: 0 },
 };
 
-let api = null;
-let consoleView = null;
-let localStream = null;
-let previewMeter = null;
-let publisher = null;
-let subscription = null;
-let e2ee = null;
-let localTile = null;
-const remoteTiles = new Map(); // participant id → Tile
-const jobs = new Map(); // name → running retry job
+// The page's working parts: what `state` (which the tests read as JSON) does not hold.
+const room = {
+  api: null,
+  events: null, // the EventStream
+  consoleView: null, // the coordinator's console
+  e2ee: null,
+  localStream: null,
+  previewMeter: null,
+  publisher: null,
+  subscription: null,
+  localTile: null,
+  remoteTiles: new Map(), // participant id → Tile
+  lastMedia: new Map(), // feed id → its receivers, from the latest negotiation
+  jobs: new Map(), // name → running retry job
+  resync: { timer: null, media: false },
+  noticeTimer: null,
+  mediaState: { sending: null, again: false },
+};
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -89,6 +99,14 @@ function show(screen) {
   document.body.dataset.screen = screen;
 }
 
+/** Moves the page to the stage that `event` leads to; false if it changes nothing now. */
+function move(event) {
+  const next = nextStage(state.stage, event);
+  if (next) state.stage = next;
+  return Boolean(next);
+}
+
+/** From any stage: the page cannot go on. */
 function fatal(title, text) {
   state.stage = "fatal";
   $("#fatal-title").textContent = title;
@@ -108,10 +126,7 @@ function renderHeader() {
   if (!summit) return;
   document.title = `${summit.title} — summitry`;
   $("#summit-title").textContent = summit.title;
-  const banner = $("#phase-banner");
-  const phase = PHASES[summit.phase] || { label: summit.phase, detail: "" };
-  banner.dataset.phase = summit.phase;
-  $("#phase-label").textContent = phase.label.toUpperCase();
+  const phase = phaseOf(summit.phase);
   let detail = phase.detail;
   if (summit.phase === "public" && summit.public_ends_at) {
     const left = Math.max(0, new Date(summit.public_ends_at) - Date.now());
@@ -119,7 +134,7 @@ function renderHeader() {
     const seconds = Math.floor((left % 60000) / 1000);
     detail += ` · private in ${minutes}:${String(seconds).padStart(2, "0")}`;
   }
-  $("#phase-detail").textContent = detail;
+  showPhase(summit.phase, phase.label, detail);
 }
 
 function renderConnection() {
@@ -201,20 +216,20 @@ const SECURITY_TEXT = {
 /** The lock, what it means now, and the security code everyone compares aloud. */
 function renderSecurity() {
   const el = $("#e2ee");
-  const inCall = state.stage === "call" && e2ee;
+  const inCall = state.stage === "call" && room.e2ee;
   el.hidden = !inCall;
   if (!inCall) return;
-  const status = e2ee.status;
+  const status = room.e2ee.status;
   el.dataset.status = status;
   $("#e2ee-text").textContent = SECURITY_TEXT[status];
-  const code = e2ee.code || [];
+  const code = room.e2ee.code || [];
   const codeEl = $("#e2ee-code");
   codeEl.replaceChildren(...code.map((c) => h("span.code-emoji", { text: c.emoji, title: c.name })));
   codeEl.dataset.code = code.map((c) => c.name).join(" ");
-  const members = e2ee.view?.members.length || 0;
+  const members = room.e2ee.view?.members.length || 0;
   el.title = `The code is made from the ${members} public ${members === 1 ? "key" : "keys"} in the call. Read it aloud: every screen must show the same.`;
-  $("#e2ee-detail").textContent = e2ee.problem
-    ? e2ee.problem
+  $("#e2ee-detail").textContent = room.e2ee.problem
+    ? room.e2ee.problem
     : status === "waiting"
       ? "You will see and hear the private talks once your browser holds the key."
       : code.length
@@ -228,7 +243,7 @@ function renderAll() {
   renderConnection();
   if (state.stage !== "call" && state.stage !== "fatal" && state.stage !== "loading") renderLobby();
   renderTiles();
-  consoleView?.render();
+  room.consoleView?.render();
 }
 
 // --- state from the server -----------------------------------------------------------
@@ -239,7 +254,7 @@ function setSummit(view) {
   const before = state.summit?.phase;
   state.summit = view;
   // Senders seal before the screen says "private": nothing said after it goes out clear.
-  if (before !== view.phase) e2ee?.setPrivate(view.phase === "private");
+  if (before !== view.phase) room.e2ee?.setPrivate(view.phase === "private");
   renderAll();
   if (before !== view.phase) onPhase(view.phase);
 }
@@ -254,29 +269,28 @@ function updatePerson(person) {
 }
 
 async function loadAll() {
+  const { api } = room;
   const [me, summit, people] = await Promise.all([api.me(), api.summit(), api.participants()]);
   state.me = me;
   state.people = new Map(people.map((p) => [p.id, p]));
   setSummit(summit);
 }
 
-let resyncTimer = null;
-let resyncMedia = false;
 /**
  * Re-reads the summit and roster (after a phase change or a stale version); after the
  * event stream came back (`media`), also checks that our media still exist.
  */
 function resync({ media = false } = {}) {
-  resyncMedia ||= media;
-  clearTimeout(resyncTimer);
-  resyncTimer = setTimeout(() => {
+  room.resync.media ||= media;
+  clearTimeout(room.resync.timer);
+  room.resync.timer = setTimeout(() => {
     keep(
       "resync",
       async () => {
         await loadAll();
         onMyPresence(state.me.participant.presence);
-        if (resyncMedia && state.stage === "call") await checkMedia();
-        resyncMedia = false;
+        if (room.resync.media && state.stage === "call") await checkMedia();
+        room.resync.media = false;
       },
       { always: true },
     );
@@ -284,10 +298,10 @@ function resync({ media = false } = {}) {
 }
 
 function onPhase(phase) {
-  if (OVER.has(phase)) e2ee?.forget();
-  if (OVER.has(phase) && state.stage === "call") {
-    stopMedia({ tellServer: true });
-    state.stage = "over";
+  if (!OVER.has(phase)) return;
+  room.e2ee?.forget();
+  if (move("over")) {
+    stopMedia({ tellServer: true }); // out of the call
     lobbyError("");
     show("lobby");
     renderAll();
@@ -295,122 +309,94 @@ function onPhase(phase) {
 }
 
 function onMyPresence(presence) {
-  const stage = state.stage;
-  if (presence === "removed") {
-    fatal("You were removed from this summit", "Your invitation link no longer works.");
-  } else if (presence === "admitted" && ["waiting", "denied", "joining"].includes(stage)) {
-    enterCall();
-  } else if (presence === "waiting" && ["joining", "lobby", "denied"].includes(stage)) {
-    state.stage = "waiting";
-  } else if (presence === "denied" && stage !== "denied") {
-    if (stage === "call") stopMedia({ tellServer: false });
-    state.stage = "denied";
-    show("lobby");
-  } else if (presence === "left" && stage === "call") {
-    // left from another tab or dropped by the server
-    stopMedia({ tellServer: false });
-    state.stage = "left";
-    show("lobby");
+  const from = state.stage;
+  if (move(presence)) {
+    if (state.stage === "fatal") {
+      fatal("You were removed from this summit", "Your invitation link no longer works.");
+    } else if (state.stage === "call") {
+      enterCall();
+    } else {
+      // denied, or left from another tab or dropped by the server: it knows already
+      if (from === "call") stopMedia({ tellServer: false });
+      if (state.stage !== "waiting") show("lobby");
+    }
   }
   renderAll();
 }
 
 // --- the event stream ----------------------------------------------------------------
 
-let source = null;
-let streamDelay = 1000;
-
-function streamLost() {
-  state.connection = "reconnecting";
-  renderConnection();
-}
-
-function reopenEvents() {
-  const delay = streamDelay;
-  streamDelay = Math.min(streamDelay * 2, 10000);
-  setTimeout(() => {
-    if (state.stage !== "fatal") openEvents();
-  }, delay);
-}
-
-// EventSource sends no headers, so the stream opens with a ticket in its URL, good for a
+// EventSource sends no headers, so each stream opens with a ticket in its URL, good for a
 // minute; the invitation's grant never goes into a URL.
-async function openEvents() {
-  source?.close();
-  source = null;
-  let ticket;
+async function eventsUrl() {
   try {
-    ({ ticket } = await api.eventsTicket());
+    const { ticket } = await room.api.eventsTicket();
+    return room.api.eventsUrl(ticket);
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) {
       fatal("Your invitation no longer works", error.message);
-    } else {
-      streamLost();
-      reopenEvents();
     }
-    return;
+    throw error;
   }
-  if (state.stage === "fatal" || source) return; // stopped, or opened meanwhile
-  const stream = new EventSource(api.eventsUrl(ticket));
-  source = stream;
-  stream.addEventListener("open", () => {
-    streamDelay = 1000;
-    const missed = state.connection === "reconnecting"; // events may have passed us by
-    state.connection = "online";
-    renderConnection();
-    if (missed) resync({ media: true });
+}
+
+function openEvents() {
+  room.events = new EventStream({
+    url: eventsUrl,
+    handlers: EVENTS,
+    onUp: (missed) => {
+      state.connection = "online";
+      renderConnection();
+      if (missed) resync({ media: true });
+    },
+    onDown: () => {
+      state.connection = "reconnecting";
+      renderConnection();
+    },
+    retry: { first: 1000, longest: 10000 },
   });
-  stream.addEventListener("error", () => {
-    streamLost();
-    // The server answered with an error (it may be restarting, or the ticket lapsed
-    // while the browser reconnected on its own): a new ticket, a new stream.
-    if (stream.readyState === EventSource.CLOSED && source === stream) reopenEvents();
-  });
-  const on = (type, handler) =>
-    stream.addEventListener(type, (event) => {
-      let data;
-      try {
-        data = JSON.parse(event.data);
-      } catch {
-        return;
-      }
-      handler(data);
-    });
-  on("phase", (event) => {
+  room.events.open();
+}
+
+/** What the room does on each event of its stream. */
+const EVENTS = {
+  phase(event) {
     if (!state.summit || event.version < state.summit.version) return;
     const sides = state.summit.sides.map((s) => ({ ...s, consented: event.consents.includes(s.id) }));
     const changed = event.version !== state.summit.version;
     setSummit({ ...state.summit, phase: event.phase, version: event.version, sides });
     if (changed) resync(); // allowed actions and the public part's times
-  });
-  on("roster", (event) =>
+  },
+  roster(event) {
     updatePerson({
       id: event.participant,
       side_id: event.side,
       name: event.name,
       role: event.role,
       presence: event.presence,
-    }),
-  );
-  on("feeds", () => syncFeeds());
-  on("e2ee", () => {
-    if (state.stage === "call") keep("e2ee", () => e2ee.refresh());
-  });
-  on("speaking", (event) => {
+    });
+  },
+  feeds() {
+    syncFeeds();
+  },
+  e2ee() {
+    if (state.stage === "call") keep("e2ee", () => room.e2ee.refresh());
+  },
+  speaking(event) {
     if (event.speaking) state.speaking.add(event.participant);
     else state.speaking.delete(event.participant);
     renderTiles();
-  });
-  on("media_state", (event) => {
+  },
+  media_state(event) {
     state.feeds = state.feeds.map((f) =>
       f.participant_id === event.participant ? { ...f, audio: event.audio, video: event.video } : f,
     );
     renderTiles();
-  });
-  on("media_reset", () => {
+  },
+  media_reset() {
     if (state.stage === "call") restartMedia("the media server restarted");
-  });
-}
+  },
+};
 
 // --- retrying ------------------------------------------------------------------------
 
@@ -419,7 +405,7 @@ async function openEvents() {
  * unless `always`). Calls made while it runs make it run once more afterwards.
  */
 function keep(name, work, { always = false } = {}) {
-  const running = jobs.get(name);
+  const running = room.jobs.get(name);
   if (running) {
     running.again = true;
     return running.promise;
@@ -451,20 +437,19 @@ function keep(name, work, { always = false } = {}) {
         delay = Math.min(delay * 2, 8000);
       }
     } finally {
-      jobs.delete(name);
+      room.jobs.delete(name);
     }
   })();
-  jobs.set(name, job);
+  room.jobs.set(name, job);
   return job.promise;
 }
 
-let noticeTimer = null;
 function notice(text, sticky = false) {
   const el = $("#call-notice");
   el.textContent = text;
   el.classList.toggle("shown", Boolean(text));
-  clearTimeout(noticeTimer);
-  if (text && !sticky) noticeTimer = setTimeout(() => notice(""), 6000);
+  clearTimeout(room.noticeTimer);
+  if (text && !sticky) room.noticeTimer = setTimeout(() => notice(""), 6000);
 }
 
 // --- local camera and microphone -----------------------------------------------------
@@ -477,41 +462,41 @@ async function startPreview() {
   if (!canPublish()) return;
   const p = prefs();
   try {
-    localStream = await openCamera({ cameraId: p.camera, micId: p.mic, quality: p.quality });
+    room.localStream = await openCamera({ cameraId: p.camera, micId: p.mic, quality: p.quality });
   } catch (error) {
     try {
-      localStream = await openCamera({ quality: p.quality }); // the remembered device is gone
+      room.localStream = await openCamera({ quality: p.quality }); // the remembered device is gone
     } catch {
       lobbyError(`Camera or microphone unavailable: ${error.message}. Allow access and reload.`);
-      localStream = new MediaStream();
+      room.localStream = new MediaStream();
     }
   }
   applyLocalState();
-  $("#preview").srcObject = localStream;
+  $("#preview").srcObject = room.localStream;
   watchPreviewLevel();
   await fillDevices();
 }
 
 function watchPreviewLevel() {
-  previewMeter?.stop();
-  previewMeter = null;
-  const track = localStream?.getAudioTracks()[0];
+  room.previewMeter?.stop();
+  room.previewMeter = null;
+  const track = room.localStream?.getAudioTracks()[0];
   if (!track) return;
   try {
-    previewMeter = new LevelMeter(track);
+    room.previewMeter = new LevelMeter(track);
   } catch {
     return;
   }
   const fill = $("#preview-meter");
-  const meter = previewMeter;
+  const meter = room.previewMeter;
   const tick = setInterval(() => {
-    if (previewMeter !== meter) {
+    if (room.previewMeter !== meter) {
       clearInterval(tick);
       return;
     }
     const level = state.local.audio ? Math.min(1, meter.level * 6) : 0;
     fill.style.transform = `scaleX(${level.toFixed(3)})`;
-    localTile?.setSpeaking(level > 0.25);
+    room.localTile?.setSpeaking(level > 0.25);
   }, 100);
 }
 
@@ -522,7 +507,7 @@ async function fillDevices() {
   } catch {
     return;
   }
-  const current = (kind) => localStream?.getTracks().find((t) => t.kind === kind)?.getSettings().deviceId;
+  const current = (kind) => room.localStream?.getTracks().find((t) => t.kind === kind)?.getSettings().deviceId;
   const fill = (select, list, kind, fallback) => {
     select.replaceChildren(
       ...list.map((d, i) =>
@@ -561,21 +546,21 @@ async function changeDevice(kind) {
     return;
   }
   const track = fresh.getTracks()[0];
-  const old = localStream.getTracks().find((t) => t.kind === kind);
+  const old = room.localStream.getTracks().find((t) => t.kind === kind);
   if (old) {
-    localStream.removeTrack(old);
+    room.localStream.removeTrack(old);
     old.stop();
   }
-  localStream.addTrack(track);
+  room.localStream.addTrack(track);
   track.enabled = video ? state.local.video : state.local.audio;
-  $("#preview").srcObject = localStream;
-  localTile?.setStream(localStream);
+  $("#preview").srcObject = room.localStream;
+  room.localTile?.setStream(room.localStream);
   if (!video) watchPreviewLevel();
-  await publisher?.replaceTrack(track);
+  await room.publisher?.replaceTrack(track);
 }
 
 function applyLocalState() {
-  for (const track of localStream?.getTracks() || []) {
+  for (const track of room.localStream?.getTracks() || []) {
     track.enabled = track.kind === "audio" ? state.local.audio : state.local.video;
   }
   const { audio, video } = state.local;
@@ -589,74 +574,69 @@ function applyLocalState() {
   set($("#toggle-mic"), audio, "mic", "micOff", "Mute", "Unmute");
   set($("#toggle-cam"), video, "cam", "camOff", "Stop video", "Start video");
   $("#preview-frame").classList.toggle("cam-off", !video);
-  localTile?.setMedia({ audio, video });
+  room.localTile?.setMedia({ audio, video });
 }
 
 function setLocal(kind, on) {
   state.local[kind] = on;
   applyLocalState();
-  if (state.stage === "call" && publisher) sendMediaState();
+  if (state.stage === "call" && room.publisher) sendMediaState();
 }
 
-let mediaStateSending = null;
-let mediaStateAgain = false;
 /** Tells the room our microphone and camera state: one request at a time, the latest wins. */
 function sendMediaState() {
-  if (mediaStateSending) {
-    mediaStateAgain = true;
-    return mediaStateSending;
+  if (room.mediaState.sending) {
+    room.mediaState.again = true;
+    return room.mediaState.sending;
   }
-  mediaStateSending = (async () => {
+  room.mediaState.sending = (async () => {
     try {
       do {
-        mediaStateAgain = false;
+        room.mediaState.again = false;
         try {
-          await api.put("/media-state", { ...state.local });
+          await room.api.put("/media-state", { ...state.local });
         } catch (error) {
           notice(`The others may not see that change yet: ${error.message}`);
         }
-      } while (mediaStateAgain);
+      } while (room.mediaState.again);
     } finally {
-      mediaStateSending = null;
+      room.mediaState.sending = null;
     }
   })();
-  return mediaStateSending;
+  return room.mediaState.sending;
 }
 
 // --- the call ------------------------------------------------------------------------
 
 async function join() {
-  state.stage = "joining";
+  if (!move("join")) return;
   lobbyError("");
   renderLobby();
   LevelMeter.context?.resume().catch(() => {});
   try {
-    const me = await api.post("/lobby");
-    updatePerson(me);
-    if (me.presence === "waiting") state.stage = "waiting";
+    updatePerson(await room.api.post("/lobby"));
   } catch (error) {
-    state.stage = "lobby";
+    move("failed");
     lobbyError(error.message);
   }
   renderAll();
 }
 
+/** Into the call (the stage is "call" already): the stage, our media and the others'. */
 async function enterCall() {
-  if (state.stage === "call") return;
-  state.stage = "call";
   show("call");
   $("#controls").classList.toggle("observer", !canPublish());
   $("#settings-popover").append($("#devices"));
   if (canPublish()) {
-    localTile = makeLocalTile();
-    localTile.setStream(localStream);
+    room.localTile = makeLocalTile();
+    room.localTile.setStream(room.localStream);
     applyLocalState();
   }
-  e2ee ||= new EndToEnd(api, summitId, state.me.participant.id, { onChange: renderSecurity });
-  e2ee.setPrivate(state.summit.phase === "private");
+  room.e2ee ||= new EndToEnd(room.api, summitId, state.me.participant.id, { onChange: renderSecurity });
+  room.e2ee.setPrivate(state.summit.phase === "private");
   renderAll();
   await Promise.all([
-    keep("e2ee", () => e2ee.start()),
+    keep("e2ee", () => room.e2ee.start()),
     canPublish() ? keep("publish", publish) : null,
     keep("subscribe", subscribe),
   ]);
@@ -677,26 +657,26 @@ function makeLocalTile() {
 }
 
 async function publish() {
-  await publisher?.stop();
+  await room.publisher?.stop();
   if (!E2EE_SUPPORTED && state.summit.phase === "private") {
     notice("This browser cannot encrypt end to end, so it does not send your camera and microphone in the private talks.", true);
     return;
   }
-  publisher = new Publisher(api, {
-    e2ee,
+  room.publisher = new Publisher(room.api, {
+    e2ee: room.e2ee,
     onTrouble: (why) => restartPart("publish", why),
     onState: (connection) => (state.media.publish = connection),
   });
   state.media.publish = "starting";
-  await publisher.start(localStream);
+  await room.publisher.start(room.localStream);
   if (!state.local.audio || !state.local.video) await sendMediaState();
 }
 
 async function subscribe() {
-  await subscription?.stop();
+  await room.subscription?.stop();
   state.media.subscribe = "starting";
-  subscription = new RoomSubscription(api, {
-    e2ee,
+  room.subscription = new RoomSubscription(room.api, {
+    e2ee: room.e2ee,
     onState: (connection) => (state.media.subscribe = connection),
     onChange: (feeds, media) => {
       state.feeds = feeds;
@@ -704,15 +684,15 @@ async function subscribe() {
     },
     onTrouble: (why) => restartPart("subscribe", why),
   });
-  await subscription.start();
+  await room.subscription.start();
 }
 
 function syncFeeds() {
   if (state.stage !== "call") return;
   keep("sync", async () => {
-    if (!subscription || subscription.closed) return;
+    if (!room.subscription || room.subscription.closed) return;
     try {
-      await subscription.sync();
+      await room.subscription.sync();
     } catch (error) {
       if (error instanceof ApiError && [401, 403, 409].includes(error.status)) throw error;
       // The server lost our subscription, or the exchange broke half-way and nobody knows
@@ -740,8 +720,8 @@ function restartMedia(why) {
 
 /** After the event stream came back: is our feed still in the room, our subscription known? */
 async function checkMedia() {
-  if (canPublish() && !jobs.has("publish")) {
-    const feeds = await api.get("/feeds");
+  if (canPublish() && !room.jobs.has("publish")) {
+    const feeds = await room.api.get("/feeds");
     if (!feeds.some((f) => f.participant_id === state.me.participant.id)) {
       keep("publish", publish); // the server restarted, or dropped us
     }
@@ -750,21 +730,21 @@ async function checkMedia() {
 }
 
 function stopMedia({ tellServer }) {
-  for (const name of ["publish", "subscribe", "sync", "e2ee"]) jobs.delete(name);
-  e2ee?.stop();
-  const p = publisher;
-  const s = subscription;
-  publisher = null;
-  subscription = null;
+  for (const name of ["publish", "subscribe", "sync", "e2ee"]) room.jobs.delete(name);
+  room.e2ee?.stop();
+  const p = room.publisher;
+  const s = room.subscription;
+  room.publisher = null;
+  room.subscription = null;
   state.media.publish = state.media.subscribe = "none";
   p?.stop({ tellServer });
   s?.stop({ tellServer });
   state.feeds = [];
   state.speaking.clear();
-  for (const tile of remoteTiles.values()) tile.remove();
-  remoteTiles.clear();
-  localTile?.remove();
-  localTile = null;
+  for (const tile of room.remoteTiles.values()) tile.remove();
+  room.remoteTiles.clear();
+  room.localTile?.remove();
+  room.localTile = null;
   if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
   $("#preview-controls").after($("#devices"));
   $("#settings-popover").hidden = true;
@@ -772,27 +752,26 @@ function stopMedia({ tellServer }) {
 
 function stopEverything() {
   stopMedia({ tellServer: true });
-  e2ee?.forget();
-  source?.close();
-  previewMeter?.stop();
-  for (const track of localStream?.getTracks() || []) track.stop();
+  room.e2ee?.forget();
+  room.events?.stop();
+  room.previewMeter?.stop();
+  for (const track of room.localStream?.getTracks() || []) track.stop();
 }
 
 async function leave() {
+  if (!move("leave")) return;
   stopMedia({ tellServer: true });
-  state.stage = "left";
   show("lobby");
   renderAll();
   try {
-    updatePerson(await api.post("/leave"));
+    updatePerson(await room.api.post("/leave"));
   } catch (error) {
     lobbyError(error.message);
   }
 }
 
-let lastMedia = new Map();
 function renderTiles(media) {
-  if (media) lastMedia = media;
+  if (media) room.lastMedia = media;
   const stage = $("#stage");
   if (state.stage !== "call") {
     stage.replaceChildren();
@@ -802,7 +781,7 @@ function renderTiles(media) {
   const present = new Set();
   for (const feed of state.feeds) {
     present.add(feed.participant_id);
-    let tile = remoteTiles.get(feed.participant_id);
+    let tile = room.remoteTiles.get(feed.participant_id);
     if (!tile) {
       const { side, index } = sideOf(feed.side_id);
       tile = new Tile({
@@ -813,11 +792,11 @@ function renderTiles(media) {
         role: feed.role,
         onFullscreen: toggleFullscreen,
       });
-      remoteTiles.set(feed.participant_id, tile);
+      room.remoteTiles.set(feed.participant_id, tile);
     }
     tile.feedId = feed.feed_id;
     tile.setMedia({ audio: feed.audio, video: feed.video });
-    tile.setReceivers(lastMedia.get(feed.feed_id) || {}, (track) => {
+    tile.setReceivers(room.lastMedia.get(feed.feed_id) || {}, (track) => {
       try {
         return new LevelMeter(track);
       } catch {
@@ -826,19 +805,19 @@ function renderTiles(media) {
     });
     tile.setSpeaking(state.speaking.has(feed.participant_id));
   }
-  for (const [id, tile] of remoteTiles) {
+  for (const [id, tile] of room.remoteTiles) {
     if (!present.has(id)) {
       tile.remove();
-      remoteTiles.delete(id);
+      room.remoteTiles.delete(id);
     }
   }
-  const tiles = [...(localTile ? [localTile] : []), ...sortTiles([...remoteTiles.values()])];
+  const tiles = [...(room.localTile ? [room.localTile] : []), ...sortTiles([...room.remoteTiles.values()])];
   const wanted = tiles.map((t) => t.el);
   if (wanted.length !== stage.children.length || wanted.some((el, i) => stage.children[i] !== el)) {
     stage.replaceChildren(...wanted);
   }
   stage.dataset.count = String(Math.min(wanted.length, 10));
-  if (!wanted.length || (wanted.length === 1 && localTile)) {
+  if (!wanted.length || (wanted.length === 1 && room.localTile)) {
     stage.append(
       h("div.stage-empty", {}, h("p", { text: "You are in the call." }), h("p", { text: "Nobody else is here yet." })),
     );
@@ -876,7 +855,7 @@ async function inbound(receiver, kind) {
 /** Per remote tile: what this page actually decodes and hears. */
 async function stats() {
   const result = [];
-  for (const [participantId, tile] of remoteTiles) {
+  for (const [participantId, tile] of room.remoteTiles) {
     const video = await inbound(tile.receivers.video, "video");
     const audio = await inbound(tile.receivers.audio, "audio");
     result.push({
@@ -892,7 +871,7 @@ async function stats() {
   return result;
 }
 
-window.summitry = { state, stats, e2ee: () => e2ee };
+window.summitry = { state, stats, e2ee: () => room.e2ee };
 
 // --- wiring --------------------------------------------------------------------------
 
@@ -927,10 +906,8 @@ function wire() {
   // Leaving the page without Leave (reload, closed tab): free the media resources now;
   // the presence stays, so a reload walks straight back into the call.
   addEventListener("pagehide", () => {
-    for (const location of [publisher?.location, subscription?.id && `${api.base}/subscriptions/${subscription.id}`]) {
-      if (!location) continue;
-      fetch(location, { method: "DELETE", keepalive: true, headers: { Authorization: `Bearer ${api.token}` } }).catch(() => {});
-    }
+    room.publisher?.release();
+    room.subscription?.release();
   });
   setInterval(() => {
     if (state.summit?.phase === "public") renderHeader();
@@ -951,7 +928,7 @@ async function boot() {
     );
     return;
   }
-  api = new Api(summitId, token);
+  room.api = new Api(summitId, token);
   let delay = 500;
   for (;;) {
     try {
@@ -973,19 +950,17 @@ async function boot() {
     const aside = $("#console");
     aside.hidden = false;
     document.body.classList.add("with-console");
-    consoleView = new CoordinatorConsole(aside, { api, state, setSummit, updatePerson, resync });
+    room.consoleView = new CoordinatorConsole(aside, { api: room.api, state, setSummit, updatePerson, resync });
   }
   $("#preview-avatar span").textContent = initials(state.me.participant.name);
   const presence = state.me.participant.presence;
-  state.stage = presence === "waiting" ? "waiting" : presence === "denied" ? "denied" : "lobby";
-  if (OVER.has(state.summit.phase)) state.stage = "over";
+  state.stage = firstStage(presence, state.summit.phase);
   show("lobby");
   renderAll();
   openEvents();
   await startPreview();
   if (presence === "admitted" && !OVER.has(state.summit.phase)) {
     // Back after a reload: still admitted, so straight into the call.
-    state.stage = "joining";
     await join();
   }
 }

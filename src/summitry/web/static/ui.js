@@ -1,4 +1,4 @@
-// Small DOM helpers, icons, phase and time formatting, and the video tile.
+// Small DOM helpers, icons, role and time formatting, and the video tile.
 
 /** h("div.tile.local", {data: {participant: id}, onclick}, child, "text") */
 export function h(tag, props = {}, ...children) {
@@ -52,15 +52,6 @@ export function icon(name, extra = "") {
   return svg;
 }
 
-export const PHASES = {
-  scheduled: { label: "Scheduled", detail: "the lobby is not open yet" },
-  lobby: { label: "Lobby", detail: "not broadcast" },
-  public: { label: "Live", detail: "broadcasting to the public" },
-  private: { label: "Private", detail: "private — not broadcast" },
-  ended: { label: "Ended", detail: "the summit is over" },
-  cancelled: { label: "Cancelled", detail: "the summit was cancelled" },
-};
-
 export const ROLES = {
   coordinator: "Coordinator",
   principal: "Principal",
@@ -77,6 +68,15 @@ export const PRESENCE = {
   left: "Left",
   removed: "Removed",
 };
+
+/** The browser's time zone, or "" where it has none. */
+export const VIEWER_ZONE = (() => {
+  try {
+    return Intl.DateTimeFormat().resolvedOptions().timeZone || "";
+  } catch {
+    return "";
+  }
+})();
 
 export function initials(name) {
   const parts = String(name || "?").trim().split(/\s+/);
