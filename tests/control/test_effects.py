@@ -113,3 +113,37 @@ async def test_leaving_the_call_drops_media_then_rekeys(
     media.calls.clear()
     await with_media.roster.knock(delegate, summit_id)  # back to the lobby: no media
     assert media.calls == []
+
+
+async def test_a_key_goes_in_force_on_the_summits_clock(
+    with_media: Services, media: RecordingMedia, clock: HandClock
+) -> None:
+    """A key nobody else confirms is put in force after its grace, on the summit's clock:
+    the hand clock, not the machine's speed, decides when."""
+    from tests.api.test_e2ee_api import blob, public_key
+
+    summit_id, ru, us = await live_summit(with_media)
+    await with_media.phases.act(ru, summit_id, "cut", None)
+    for grant in (ru, us):
+        await with_media.keys.post_public_key(grant, summit_id, public_key())
+    wraps = {ru.participant_id: blob(), us.participant_id: blob()}
+    await with_media.keys.make_key(ru, summit_id, 1, wraps)
+    await with_media.keys.confirm_key(ru, summit_id, 1)
+    clock.advance(seconds=0.9)
+    await with_media.phases.tick()
+    view = await with_media.keys.view(ru, summit_id)
+    assert (view.in_force, view.pending, view.receives_private) == (None, 1, True)
+    media.calls.clear()
+    clock.advance(seconds=0.1)
+    await with_media.phases.tick()
+    view = await with_media.keys.view(ru, summit_id)
+    assert (view.in_force, view.pending, view.receives_private) == (1, None, True)
+    assert not (await with_media.keys.view(us, summit_id)).receives_private
+    # (The grace's own timer may have settled too, on real time: it finds nothing due.)
+    assert set(media.calls) == {("withhold_feeds", ru.participant_id)}
+    trail = await with_media.catalog.audit_trail(summit_id)
+    assert (trail[-1].action, trail[-1].actor, dict(trail[-1].details)) == (
+        "e2ee_key_in_force",
+        "clock",
+        {"epoch": 1, "confirmed": 1, "recipients": 2},
+    )

@@ -1,2 +1,3 @@
-"""The orchestrator: commands in, machine applied, state and audit persisted in one
-transaction, then effects carried out and announced."""
+"""The control plane: small services, one per concern, that take a command, apply the
+domain's rule, persist the new state with its audit record in one unit of work, then
+carry out the effects through the media ports and announce them."""
