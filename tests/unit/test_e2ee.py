@@ -98,7 +98,6 @@ def test_a_real_p256_public_key_is_accepted() -> None:
         (b64url(point() + b"\x00"), "65 bytes"),
         (b64url(b"\x02" + point()[1:]), "65 bytes"),  # not the uncompressed form
         (b64url(b"\x04" + bytes(64)), "not a point on P-256"),
-        (b64url(point()[:-1] + bytes([point()[-1] ^ 1])), "not a point on P-256"),
         ("", "base64url"),
         ("A", "base64url"),  # one character cannot be base64
         ("é" * 87, "base64url"),
