@@ -1,6 +1,6 @@
 """The end-to-end encryption key exchange over HTTP, against a running server: browsers'
 public keys (real P-256 points), wrapped media keys (opaque to the server), who makes and
-shares keys, when a key goes in force, what the audit trail keeps and what it refuses."""
+makes keys, when a key goes in force, what the audit trail keeps and what it refuses."""
 
 from __future__ import annotations
 
@@ -67,11 +67,6 @@ class Keys:
     async def make(self, who: Person, epoch: int, wraps: dict[str, str]) -> httpx.Response:
         return await self.http.post(
             f"{self.base}/e2ee/epochs", json={"epoch": epoch, "wraps": wraps}, headers=who.auth
-        )
-
-    async def share(self, who: Person, epoch: int, wraps: dict[str, str]) -> httpx.Response:
-        return await self.http.post(
-            f"{self.base}/e2ee/shares", json={"epoch": epoch, "wraps": wraps}, headers=who.auth
         )
 
     async def confirm(self, who: Person, epoch: int) -> httpx.Response:
@@ -207,28 +202,31 @@ async def test_key_exchange_from_first_key_to_rekey_after_a_departure(
     both = await keys.view(us)
     assert (both["in_force"], both["pending"], both["next_epoch"]) == (1, None, 2)
     assert holds(both) == {ru.id: [1], us.id: [1]}
-    assert both["receives_private"] and not both["make_key"] and both["share"] == {}
+    assert both["receives_private"] and not both["make_key"]
 
-    # A principal joins the call after the key was made: a holder shares it.
+    # A principal joins the call after the key was made: everyone gets a new key, made by
+    # the longest-present holder, so the newcomer never holds what was said before.
     putin = await keys.admitted(ru, "Vladimir Putin")
     putin_key = public_key()
     assert (await keys.put_key(putin, putin_key)).status_code == 204
     holder, other, newcomer = await keys.view(ru), await keys.view(us), await keys.view(putin)
-    assert holder["share"] == {putin.id: [1]}
-    assert not holder["make_key"] and not other["make_key"] and not newcomer["make_key"]
-    assert other["share"] == newcomer["share"] == {}  # one holder shares, not everyone
+    assert (holder["make_key"], other["make_key"], newcomer["make_key"]) == (True, False, False)
     assert newcomer["keys_for_you"] == [] and not newcomer["receives_private"]
-    putin_wrap = blob()
-    assert (await keys.share(ru, 1, {putin.id: putin_wrap})).status_code == 204
+    assert holder["next_epoch"] == 2
+    trio = {ru.id: blob(), us.id: blob(), putin.id: blob()}
+    refused(await keys.make(us, 2, trio), 403, "forbidden")  # not the one named
+    refused(await keys.make(putin, 2, trio), 403, "forbidden")
+    refused(await keys.make(ru, 2, {ru.id: blob(), us.id: blob()}), 422, "invalid_input")
+    assert (await keys.make(ru, 2, trio)).status_code == 204
     assert (await keys.view(putin))["keys_for_you"] == [
-        {"epoch": 1, "sender_id": ru.id, "wrapped": putin_wrap}
+        {"epoch": 2, "sender_id": ru.id, "wrapped": trio[putin.id]}
     ]
-    assert (await keys.view(ru))["share"] == {}
-    assert (await keys.confirm(putin, 1)).status_code == 204
+    for person in (ru, us, putin):
+        assert (await keys.confirm(person, 2)).status_code == 204
     joined = await keys.view(putin)
     assert joined["receives_private"]
-    assert holds(joined) == {ru.id: [1], us.id: [1], putin.id: [1]}
-    assert (joined["in_force"], joined["next_epoch"]) == (1, 2)
+    assert holds(joined) == {ru.id: [1, 2], us.id: [1, 2], putin.id: [2]}
+    assert (joined["in_force"], joined["next_epoch"]) == (2, 3)
 
     # The principal leaves: the key they hold must be replaced, by the longest-present holder.
     left = await http.post(f"{keys.base}/leave", headers=putin.auth)
@@ -236,19 +234,19 @@ async def test_key_exchange_from_first_key_to_rekey_after_a_departure(
     after, other = await keys.view(ru), await keys.view(us)
     assert [m["participant_id"] for m in after["members"]] == [ru.id, us.id]
     assert (after["make_key"], other["make_key"]) == (True, False)
-    assert after["next_epoch"] == 2 and after["in_force"] == 1
+    assert after["next_epoch"] == 3 and after["in_force"] == 2
     gone = await keys.view(putin)
     assert gone["keys_for_you"] == [] and not gone["receives_private"]
-    refused(await keys.make(us, 1, {ru.id: blob(), us.id: blob()}), 409, "conflict")
+    refused(await keys.make(us, 2, {ru.id: blob(), us.id: blob()}), 409, "conflict")
     rekey = {ru.id: blob(), us.id: blob()}
-    refused(await keys.make(ru, 2, {**rekey, putin.id: blob()}), 422, "invalid_input")
-    assert (await keys.make(ru, 2, rekey)).status_code == 204
-    assert (await keys.confirm(ru, 2)).status_code == 204
-    assert (await keys.confirm(us, 2)).status_code == 204
+    refused(await keys.make(ru, 3, {**rekey, putin.id: blob()}), 422, "invalid_input")
+    assert (await keys.make(ru, 3, rekey)).status_code == 204
+    assert (await keys.confirm(ru, 3)).status_code == 204
+    assert (await keys.confirm(us, 3)).status_code == 204
     final = await keys.view(us)
-    assert (final["in_force"], final["pending"], final["make_key"]) == (2, None, False)
-    assert holds(final) == {ru.id: [1, 2], us.id: [1, 2]}
-    assert [k["epoch"] for k in final["keys_for_you"]] == [2]
+    assert (final["in_force"], final["pending"], final["make_key"]) == (3, None, False)
+    assert holds(final) == {ru.id: [1, 2, 3], us.id: [1, 2, 3]}
+    assert [k["epoch"] for k in final["keys_for_you"]] == [3]
 
     trail = await keys.audit()
     e2ee = [(r["action"], r["details"]) for r in trail if r["action"].startswith("e2ee_")]
@@ -258,7 +256,8 @@ async def test_key_exchange_from_first_key_to_rekey_after_a_departure(
         "e2ee_key_made",
         "e2ee_key_in_force",
         "e2ee_public_key",
-        "e2ee_key_shared",
+        "e2ee_key_made",
+        "e2ee_key_in_force",
         "e2ee_key_made",
         "e2ee_key_in_force",
     ]
@@ -267,17 +266,18 @@ async def test_key_exchange_from_first_key_to_rekey_after_a_departure(
     # Both confirmed at once; on a machine slower than IN_FORCE_AFTER the clock comes first.
     assert (e2ee[3][1]["epoch"], e2ee[3][1]["recipients"]) == (1, 2)
     assert e2ee[3][1]["confirmed"] in (0, 1, 2)
-    assert e2ee[5][1] == {"epoch": 1, "recipients": [putin.id]}
-    assert e2ee[6][1] == {"epoch": 2, "recipients": sorted([ru.id, us.id])}
-    assert (e2ee[7][1]["epoch"], e2ee[7][1]["recipients"]) == (2, 2)
+    assert e2ee[5][1] == {"epoch": 2, "recipients": sorted([ru.id, us.id, putin.id])}
+    assert (e2ee[6][1]["epoch"], e2ee[6][1]["recipients"]) == (2, 3)
+    assert e2ee[7][1] == {"epoch": 3, "recipients": sorted([ru.id, us.id])}
+    assert (e2ee[8][1]["epoch"], e2ee[8][1]["recipients"]) == (3, 2)
     fingerprints = {d["fingerprint"] for a, d in e2ee if a == "e2ee_public_key"}
     assert len(fingerprints) == 3 and all(len(f) == 16 for f in fingerprints)
     text = await keys.audit_text()
-    for secret in [*wraps.values(), putin_wrap, *rekey.values(), ru_key, us_key, putin_key]:
+    for secret in [*wraps.values(), *trio.values(), *rekey.values(), ru_key, us_key, putin_key]:
         assert secret not in text
 
 
-async def test_a_reloaded_browser_is_given_the_key_again(
+async def test_a_reloaded_browser_gets_everyone_a_new_key(
     http: httpx.AsyncClient, summit: Seeded
 ) -> None:
     keys = Keys(http, summit)
@@ -288,15 +288,15 @@ async def test_a_reloaded_browser_is_given_the_key_again(
     assert (await keys.put_key(us, public_key())).status_code == 204  # a reload
     reloaded, holder = await keys.view(us), await keys.view(ru)
     assert reloaded["keys_for_you"] == [] and not reloaded["receives_private"]
-    assert not holder["make_key"] and holder["share"] == {us.id: [1]}
+    assert holder["make_key"] and not reloaded["make_key"]
     refused(await keys.confirm(us, 1), 409, "conflict")  # wrapped for the old key
-    refused(await keys.share(us, 1, {ru.id: blob()}), 403, "forbidden")  # not a holder now
-    again = blob()
-    assert (await keys.share(ru, 1, {us.id: again})).status_code == 204
+    fresh = {ru.id: blob(), us.id: blob()}
+    refused(await keys.make(us, 2, fresh), 403, "forbidden")
+    assert (await keys.make(ru, 2, fresh)).status_code == 204
     assert (await keys.view(us))["keys_for_you"] == [
-        {"epoch": 1, "sender_id": ru.id, "wrapped": again}
+        {"epoch": 2, "sender_id": ru.id, "wrapped": fresh[us.id]}
     ]
-    assert (await keys.confirm(us, 1)).status_code == 204
+    assert (await keys.confirm(us, 2)).status_code == 204
     assert (await keys.view(us))["receives_private"]
 
 
@@ -372,7 +372,6 @@ async def test_bad_requests_are_refused_and_change_nothing(
     refused(await keys.make(outsider, 1, both), 403, "forbidden")  # not in the call
 
     refused(await keys.confirm(ru, 1), 409, "conflict")  # nothing was wrapped for you
-    refused(await keys.share(ru, 1, {us.id: blob()}), 409, "conflict")  # no key in use
 
     body = refused(await keys.put_key(outsider, public_key()), 403, "forbidden")
     assert "not in the call" in body["message"]
@@ -389,7 +388,6 @@ async def test_bad_requests_are_refused_and_change_nothing(
         await http.get(f"{keys.base}/e2ee"),
         await http.put(f"{keys.base}/e2ee/public-key", json={"public_key": public_key()}),
         await http.post(f"{keys.base}/e2ee/epochs", json={"epoch": 1, "wraps": both}),
-        await http.post(f"{keys.base}/e2ee/shares", json={"epoch": 1, "wraps": both}),
         await http.post(f"{keys.base}/e2ee/confirmations", json={"epoch": 1}),
     ):
         refused(response, 401, "not_authenticated")
@@ -397,7 +395,7 @@ async def test_bad_requests_are_refused_and_change_nothing(
     assert await keys.view(ru) == before_view
     assert await keys.audit() == before_audit
 
-    # With a key in use: a second key is refused, and only holders share it.
+    # With a key in use: a second key is refused.
     assert (await keys.make(ru, 1, both)).status_code == 204
     await keys.confirm(ru, 1)
     await keys.confirm(us, 1)
@@ -406,8 +404,6 @@ async def test_bad_requests_are_refused_and_change_nothing(
     assert body["message"] == "no new key is needed now"
     refused(await keys.make(ru, 1, both), 409, "conflict")
     refused(await keys.confirm(ru, 2), 409, "conflict")
-    refused(await keys.share(ru, 2, {us.id: blob()}), 409, "conflict")
-    refused(await keys.share(ru, 1, {"nobody": blob()}), 422, "invalid_input")
     assert await keys.view(ru) == in_use
 
 

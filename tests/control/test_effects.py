@@ -124,8 +124,9 @@ async def test_a_key_goes_in_force_on_the_summits_clock(
 
     summit_id, ru, us = await live_summit(with_media)
     await with_media.phases.act(ru, summit_id, "cut", None)
-    for grant in (ru, us):
+    for grant in (ru, us):  # the first to post makes the key
         await with_media.keys.post_public_key(grant, summit_id, public_key())
+        clock.advance(milliseconds=10)
     wraps = {ru.participant_id: blob(), us.participant_id: blob()}
     await with_media.keys.make_key(ru, summit_id, 1, wraps)
     await with_media.keys.confirm_key(ru, summit_id, 1)

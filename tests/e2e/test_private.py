@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -521,6 +522,45 @@ def fake_public_key() -> str:
         .public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
     )
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+async def test_a_server_that_announces_the_public_part_after_the_private_one_is_an_alarm(
+    private_call: Call,
+) -> None:
+    """The server (here a proxy in front of it) tells a reloaded browser that the talks are
+    public again: the browser remembers it saw the private part, says so on its screen,
+    and sends no clear frame."""
+    summit = private_call.summit
+    putin = private_call[RU_PRINCIPAL]
+
+    async def public_again(route: Route) -> None:
+        response = await route.fetch()
+        await route.fulfill(response=response, json={**await response.json(), "phase": "public"})
+
+    summit_view = re.compile(rf"/api/v1/summits/{summit.id}(\?.*)?$")
+    events = f"**/api/v1/summits/{summit.id}/events?*"
+    await putin.route(summit_view, public_again)
+    await putin.route(events, lambda route: route.abort())  # nothing honest gets through
+    try:
+        await putin.reload()  # still admitted: straight back into the call
+        await expect(putin.locator("#phase-banner")).to_have_attribute("data-phase", "public")
+        await expect(putin.locator("body")).to_have_attribute("data-screen", "call")
+        alarm = putin.locator("#e2ee")
+        await expect(alarm).to_have_attribute("data-alarms", "public-after-private")
+        await expect(alarm).to_contain_text("The server announced the public part after")
+        async with asyncio.timeout(MEDIA_TIMEOUT_MS / 1000):
+            while True:  # the camera and microphone run; every frame is sealed or held back
+                sent = [c for c in await counters(putin) if c["side"] == "send"]
+                if len(sent) == 2 and all(c["encrypted"] + c["dropped"] > 30 for c in sent):
+                    break
+                await asyncio.sleep(0.2)
+        assert all(c["clear"] == 0 for c in sent), sent
+        await private_call.shot(RU_PRINCIPAL, "private-public-after-private")
+    finally:
+        await putin.unroute(summit_view)
+        await putin.unroute(events)
+        await putin.reload()
+        await expect(putin.locator("body")).to_have_attribute("data-screen", "call")
 
 
 async def test_a_removed_participant_decodes_nothing_sent_after_the_rekey(

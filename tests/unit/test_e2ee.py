@@ -1,5 +1,5 @@
 """The key exchange as the server sees it: which public keys it takes, who holds which
-key, when a new key is needed, who makes or shares it, and what each member may post."""
+key, when a new key is needed, who makes it, and what each member may post."""
 
 from __future__ import annotations
 
@@ -157,8 +157,6 @@ def test_nobody_in_the_exchange_needs_no_key() -> None:
     assert not state.rekey_needed
     assert state.key_maker is None
     assert state.in_force is state.pending is state.newest is None
-    assert state.missing() == {}
-    assert state.distributor is None
 
 
 def test_members_without_a_key_need_one_and_the_first_makes_it() -> None:
@@ -166,7 +164,6 @@ def test_members_without_a_key_need_one_and_the_first_makes_it() -> None:
     assert state.rekey_needed
     assert state.key_maker == A
     assert not state.may_receive_private(A)
-    assert state.missing() == {}  # no key in use that could be shared
 
 
 def test_a_key_wrapped_for_all_and_confirmed_needs_no_new_one() -> None:
@@ -174,8 +171,6 @@ def test_a_key_wrapped_for_all_and_confirmed_needs_no_new_one() -> None:
     state = KeyState(members, [epoch(1, A, members, confirmed=(A, B), in_force=True)])
     assert not state.rekey_needed
     assert state.key_maker is None
-    assert state.missing() == {}
-    assert state.distributor is None
     assert state.may_receive_private(A) and state.may_receive_private(B)
     assert state.holds(A, state.in_force)
     assert state.in_force is not None and state.in_force.number == 1
@@ -206,34 +201,35 @@ def test_the_key_maker_is_a_holder_before_a_newer_member() -> None:
     assert state.key_maker == C
 
 
-# --- sharing a key in use with members who joined after it was made
+# --- anyone joining gets everyone a new key: a newcomer never receives an older one
 
 
-def test_a_member_who_joined_after_the_key_is_shared_it_by_a_holder() -> None:
+def test_a_member_who_joined_after_the_key_gets_everyone_a_new_one() -> None:
     a, b = member(A, at=0), member(B, at=1)
     one = epoch(1, A, [a, b], confirmed=(A, B), in_force=True)
     c = member(C, at=5)
     state = KeyState([a, b, c], [one])
-    assert not state.rekey_needed  # a newcomer gets the key in use, not a new one
-    assert state.missing() == {C: [1]}
-    assert state.distributor == A
+    assert state.rekey_needed
+    assert state.key_maker == A  # the longest-present holder, never the newcomer
     assert not state.may_receive_private(C)
+    with pytest.raises(InvalidInput):
+        state.check_new_epoch(A, 2, {A, B})  # the newcomer too
+    state.check_new_epoch(A, 2, {A, B, C})
 
 
-def test_the_distributor_holds_every_epoch_in_question() -> None:
+def test_a_member_who_joined_while_a_key_was_coming_gets_a_newer_one() -> None:
     a, b = member(A, at=0), member(B, at=1)
     one = epoch(1, A, [a, b], confirmed=(B,), in_force=True)
     two = epoch(2, B, [a, b], confirmed=(B,), made_at=T0 + timedelta(seconds=10))
     c = member(C, at=11)
     state = KeyState([a, b, c], [one, two])
     assert state.pending is two and state.in_force is one
-    assert state.missing() == {C: [1, 2]}
-    assert state.distributor == B  # A has confirmed neither
+    assert state.rekey_needed and state.key_maker == B  # A has confirmed neither
     assert not state.may_receive_private(A)
     assert state.may_receive_private(B)
 
 
-def test_a_reloaded_browser_lacks_the_key_it_had() -> None:
+def test_a_reloaded_browser_gets_everyone_a_new_key() -> None:
     a, b = member(A, at=0), member(B, at=1)
     one = epoch(1, A, [a, b], confirmed=(A, B), in_force=True)
     reloaded = replace(b, public_key=KEYS[7], posted_at=T0 + timedelta(seconds=30))
@@ -241,17 +237,23 @@ def test_a_reloaded_browser_lacks_the_key_it_had() -> None:
     assert not state.holds(B, one)
     assert not state.has_wrap(B, one)
     assert not state.may_receive_private(B)
-    assert not state.rekey_needed  # the same person: they get the key again
-    assert state.missing() == {B: [1]}
-    assert state.distributor == A
+    assert state.rekey_needed and state.key_maker == A
 
 
-def test_nobody_shares_when_nobody_holds_the_key() -> None:
+def test_only_the_named_member_may_make_the_next_key() -> None:
+    a, b, c = member(A, at=0), member(B, at=1), member(C, at=2)
+    state = KeyState([a, b, c], [])
+    assert state.key_maker == A
+    for other in (B, C):  # garbage wraps from anyone else never reach the others
+        with pytest.raises(NotPermitted):
+            state.check_new_epoch(other, 1, {A, B, C})
+    state.check_new_epoch(A, 1, {A, B, C})
+
+
+def test_with_nobody_holding_the_key_the_first_member_makes_a_new_one() -> None:
     a, b = member(A, at=0), member(B, at=1)
     one = epoch(1, A, [a], confirmed=(), in_force=True)
     state = KeyState([a, b], [one])
-    assert state.missing() == {B: [1]}
-    assert state.distributor is None
     assert state.rekey_needed and state.key_maker == A
 
 
@@ -330,7 +332,6 @@ def two_holding_members() -> KeyState:
 def test_the_first_key_is_epoch_one_for_every_member() -> None:
     state = KeyState([member(A, at=0), member(B, at=1)], [])
     state.check_new_epoch(A, 1, {A, B})
-    state.check_new_epoch(B, 1, {A, B})  # whoever is first wins; the rest get 409
     with pytest.raises(Conflict, match="the next key is epoch 1, not 2") as refused:
         state.check_new_epoch(A, 2, {A, B})
     assert refused.value.field == "epoch"
@@ -378,31 +379,6 @@ def test_the_last_epoch_is_the_last() -> None:
         state.check_new_epoch(A, e2ee.MAX_EPOCH + 1, {A})
 
 
-def test_only_a_holder_shares_a_key_in_use() -> None:
-    a, b = member(A, at=0), member(B, at=1)
-    state = KeyState([a, b, member(C, at=5)], [epoch(1, A, [a, b], confirmed=(A,), in_force=True)])
-    assert state.check_shared(A, 1, {C}) is state.in_force
-    with pytest.raises(NotPermitted, match="not confirmed that you hold epoch 1"):
-        state.check_shared(B, 1, {C})  # wrapped for B, never confirmed
-    with pytest.raises(NotPermitted):
-        state.check_shared(C, 1, {B})  # joined later
-    with pytest.raises(NotPermitted):
-        state.check_shared(D, 1, {C})  # not a member at all
-    with pytest.raises(InvalidInput, match="not in the call with a public key: pd"):
-        state.check_shared(A, 1, {C, D})
-    with pytest.raises(Conflict, match="epoch 2 is not a key in use"):
-        state.check_shared(A, 2, {C})
-
-
-def test_an_old_key_is_not_shared_again() -> None:
-    a, b = member(A, at=0), member(B, at=1)
-    one = epoch(1, A, [a, b], confirmed=(A, B), in_force=True)
-    two = epoch(2, A, [a, b], confirmed=(A, B), in_force=True)
-    state = KeyState([a, b, member(C, at=5)], [one, two])
-    with pytest.raises(Conflict, match="epoch 1 is not a key in use"):
-        state.check_shared(A, 1, {C})
-
-
 def test_confirm_needs_a_wrap_for_the_callers_current_key() -> None:
     a, b = member(A, at=0), member(B, at=1)
     one = epoch(1, A, [a, b], in_force=True)
@@ -424,7 +400,7 @@ def test_confirm_needs_a_wrap_for_the_callers_current_key() -> None:
 
 class Exchange:
     """The server's bookkeeping (as summits.py keeps it) driven by browsers that follow
-    the protocol: the key maker makes, the distributor shares, recipients confirm."""
+    the protocol: the key maker makes, recipients confirm."""
 
     def __init__(self) -> None:
         self.now = T0
@@ -474,25 +450,6 @@ class Exchange:
         self.left_since_newest = False
         return True
 
-    def share(self) -> bool:
-        state = self.state
-        sender = state.distributor
-        if sender is None:
-            return False
-        by_epoch: dict[int, set[str]] = {}
-        for pid, numbers in state.missing().items():
-            for number in numbers:
-                by_epoch.setdefault(number, set()).add(pid)
-        for number, recipients in by_epoch.items():
-            known = state.check_shared(sender, number, recipients)
-            wraps = dict(known.wraps)
-            for pid in recipients:
-                current = state.member(pid)
-                assert current is not None
-                wraps[pid] = Wrap(pid, sender, current.public_key, WRAPPED)
-            self.replace_epoch(replace(known, wraps=wraps))
-        return True
-
     def confirm(self, pid: str) -> bool:
         confirmed = False
         state = self.state
@@ -519,7 +476,6 @@ class Exchange:
         """Every browser reacts until nothing moves, as `refresh()` in e2ee.js does."""
         for _ in range(20):
             moved = self.make()
-            moved = self.share() or moved
             for m in list(self.members):
                 moved = self.confirm(m.participant_id) or moved
             self.settle()
@@ -540,14 +496,11 @@ def check_invariants(state: KeyState) -> None:
         assert state.rekey_needed and state.key_maker in present
     elif state.members:
         assert not state.rekey_needed
-    distributor = state.distributor
-    if distributor is not None:
-        missing = state.missing()
-        assert distributor in present and distributor not in missing
-        for numbers in missing.values():
-            for number in numbers:
-                assert state.holds(distributor, state.epoch(number))
-    assert all(pid in present for pid in state.missing())
+    for known in state.epochs:  # nobody receives a key made before their browser joined
+        for recipient, wrap in known.wraps.items():
+            member = state.member(recipient)
+            if member is not None and wrap.public_key == member.public_key:
+                assert member.posted_at <= known.made_at
     pending = state.pending
     if pending is not None:
         assert state.in_force is None or state.in_force.number < pending.number
@@ -585,7 +538,6 @@ def test_random_calls_settle_with_every_member_holding_the_key(
     check_invariants(state)
     assert state.key_maker is None
     assert state.rekey_needed is (not state.members and bool(state.epochs))  # the next joiner
-    assert state.missing() == {}
     assert state.pending is None
     for m in state.members:
         assert state.may_receive_private(m.participant_id)

@@ -1,5 +1,5 @@
 """The key exchange of the private phase: the server relays public keys and wrapped
-media keys between browsers, names who makes or shares a key, puts keys in force, and
+media keys between browsers, names who makes the next key, puts keys in force, and
 keeps every browser without the key off the private feeds. It never sees a media key."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class KeyExchange:
 
     async def view(self, grant: Grant, summit_id: str) -> KeyExchangeView:
         """What the caller's browser needs to hold the key: the members' public keys,
-        the keys wrapped for it, and whether it should make or share a key now."""
+        the keys wrapped for it, and whether it should make the next key now."""
         async with self._work.reading() as repo:
             caller = await CallerContext.load(repo, grant, summit_id)
             state = await repo.key_state(summit_id)
@@ -65,7 +65,6 @@ class KeyExchange:
             receives_private=state.may_receive_private(me),
             make_key=state.key_maker == me,
             next_epoch=(state.newest.number if state.newest else 0) + 1,
-            share=state.missing() if state.distributor == me else {},
         )
 
     async def post_public_key(self, grant: Grant, summit_id: str, public_key: str) -> None:
@@ -112,26 +111,8 @@ class KeyExchange:
                     made_at=self._work.clock.now(),
                 )
             )
-            await self._add_wraps(repo, caller, state, epoch, wraps, "e2ee_key_made")
+            await self._add_wraps(repo, caller, state, epoch, wraps)
         self._spawn(self._settle_when_due(summit_id))
-        await self.settle(summit_id)
-
-    async def share_key(
-        self, grant: Grant, summit_id: str, epoch: int, wraps: dict[str, str]
-    ) -> None:
-        """A holder wraps a key in use for members who joined after it was made."""
-        e2ee.check_wraps(wraps)
-        async with self._key_command(grant, summit_id) as (repo, caller, state):
-            known = state.check_shared(grant.participant_id, epoch, set(wraps))
-            fresh = {r: w for r, w in wraps.items() if not state.has_wrap(r, known)}
-            if not fresh:
-                return
-            for recipient in fresh:
-                stale = await repo.wrapped_key(summit_id, epoch, recipient)
-                if stale is not None:
-                    await repo.delete(stale)
-            await repo.flush()
-            await self._add_wraps(repo, caller, state, epoch, fresh, "e2ee_key_shared")
         await self.settle(summit_id)
 
     async def confirm_key(self, grant: Grant, summit_id: str, epoch: int) -> None:
@@ -229,9 +210,8 @@ class KeyExchange:
         state: e2ee.KeyState,
         epoch: int,
         wraps: dict[str, str],
-        action: str,
     ) -> None:
-        """The caller's key of `epoch`, wrapped for each recipient; audited as `action`."""
+        """The caller's new key of `epoch`, wrapped for each recipient, and audited."""
         rows: list[WrappedKeyRow] = []
         for recipient, wrapped in wraps.items():
             member = state.member(recipient)
@@ -250,7 +230,7 @@ class KeyExchange:
         await repo.audit(
             caller.summit.id,
             caller.actor,
-            action,
+            "e2ee_key_made",
             {"epoch": epoch, "recipients": sorted(wraps)},
             self._work.clock.now(),
         )

@@ -153,7 +153,6 @@ class KeyExchangeView:
     receives_private: bool
     make_key: bool
     next_epoch: int
-    share: dict[str, list[int]]
 
 
 def summit_view(

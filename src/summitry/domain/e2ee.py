@@ -5,7 +5,12 @@ who may receive private feeds, when a new key is needed and who should make or s
 Browsers hold every secret. A media key ("epoch") is made in one participant's browser
 and wrapped there for every member's public key; each recipient confirms that it could
 unwrap it. A new epoch is in force once every recipient confirmed it, or after
-`IN_FORCE_AFTER` at the latest; from then on senders encrypt with it."""
+`IN_FORCE_AFTER` at the latest; from then on senders encrypt with it.
+
+A key is never handed to someone who joins after it was made: anyone joining, like
+anyone leaving, gets everyone a new key, so a newcomer cannot open what was said (and
+recorded by a curious server) before he came in. Only the member the server names may
+make the next key."""
 
 from __future__ import annotations
 
@@ -146,15 +151,18 @@ class KeyState:
     @property
     def rekey_needed(self) -> bool:
         """No key yet, someone who received the newest key is no longer in the call,
-        or no browser in the call holds it (they all reloaded, or none could open it)."""
+        someone in the call did not receive it (joined since, or reloaded), or no browser
+        in the call holds it (none could open it)."""
         newest = self.newest
         if newest is None:
             return bool(self.members)
         present = {m.participant_id for m in self.members}
         if any(recipient not in present for recipient in newest.wraps):
             return True
+        if not all(self.has_wrap(m.participant_id, newest) for m in self.members):
+            return True
         if newest.in_force_at is None:  # give its recipients the time to confirm
-            return not any(self.has_wrap(m.participant_id, newest) for m in self.members)
+            return False
         return not any(self.holds(m.participant_id, newest) for m in self.members)
 
     @property
@@ -165,32 +173,6 @@ class KeyState:
         holders = [m for m in self.members if self.holds(m.participant_id, self.newest)]
         chosen = holders or self.members
         return chosen[0].participant_id if chosen else None
-
-    def missing(self) -> dict[str, list[int]]:
-        """participant → the epochs (in force, and the coming one) nobody wrapped for
-        their current public key yet."""
-        wanted = [e for e in (self.in_force, self.pending) if e is not None]
-        result: dict[str, list[int]] = {}
-        for member in self.members:
-            lacking = [e.number for e in wanted if not self.has_wrap(member.participant_id, e)]
-            if lacking:
-                result[member.participant_id] = lacking
-        return result
-
-    @property
-    def distributor(self) -> str | None:
-        """Who should wrap keys for the members that lack them: the longest-present
-        member holding every epoch in question."""
-        missing = self.missing()
-        if not missing:
-            return None
-        needed = {n for epochs in missing.values() for n in epochs}
-        for member in self.members:
-            if member.participant_id in missing:
-                continue
-            if all(self.holds(member.participant_id, self.epoch(n)) for n in needed):
-                return member.participant_id
-        return None
 
     def epoch(self, number: int) -> Epoch | None:
         return next((e for e in self.epochs if e.number == number), None)
@@ -219,18 +201,11 @@ class KeyState:
             raise Conflict("this summit has used every key epoch", field="epoch")
         if not self.rekey_needed:
             raise Conflict("no new key is needed now", field="epoch")
+        if maker != self.key_maker:
+            raise NotPermitted("another member was named to make the next key")
         members = self._members_only(recipients)
         if lacking := sorted(members - recipients):
             raise InvalidInput(f"the key must be wrapped for {', '.join(lacking)}", field="wraps")
-
-    def check_shared(self, sender: str, number: int, recipients: set[str]) -> Epoch:
-        epoch = self.epoch(number)
-        if epoch is None or epoch not in (self.in_force, self.pending):
-            raise Conflict(f"epoch {number} is not a key in use", field="epoch")
-        if not self.holds(sender, epoch):
-            raise NotPermitted(f"you have not confirmed that you hold epoch {number}")
-        self._members_only(recipients)
-        return epoch
 
     def _members_only(self, recipients: set[str]) -> set[str]:
         """The members, once every recipient is one of them."""

@@ -57,14 +57,6 @@ async def make_key(
     return Response(status_code=204)
 
 
-@router.post("/shares", status_code=204, response_class=Response)
-async def share_key(
-    summit_id: str, body: WrappedKeysIn, caller: Caller, service: Service
-) -> Response:
-    await service.keys.share_key(caller, summit_id, body.epoch, body.wraps)
-    return Response(status_code=204)
-
-
 @router.post("/confirmations", status_code=204, response_class=Response)
 async def confirm_key(
     summit_id: str, body: ConfirmIn, caller: Caller, service: Service

@@ -6,6 +6,8 @@
 // marker (2). All but the IV is authenticated with the frame. Receivers take each
 // stream's frame numbers once, so a media server cannot play back what was said before
 // (frames may arrive out of order within a window of the last REPLAY_WINDOW).
+// Once this browser saw a summit's private phase it never sends a clear frame in that
+// summit again, whatever the page is told later: that is kept in IndexedDB.
 
 const MARKER = [0xe2, 0xee];
 const IV_BYTES = 12;
@@ -22,6 +24,8 @@ const keys = new Map(); // epoch → CryptoKey
 let sendEpoch = null; // null: send in the clear (public part) or, once private, nothing
 let privatePhase = false;
 let privateSince = 0;
+// Until this browser's memory of the summit is read, nothing is sent in the clear.
+let oneWayKnown = null;
 const counters = new Map(); // transform id → what it did
 const streams = new Map(); // stream → { highest, seen: frame numbers in the window }
 const videoSenders = new Set(); // transformers that can make a key frame on request
@@ -95,7 +99,42 @@ function joined(...parts) {
   return out;
 }
 
+const ONE_WAY_STORE = "private-seen";
+
+function oneWayDatabase() {
+  return new Promise((resolve, reject) => {
+    const request = indexedDB.open("summitry-e2ee", 1);
+    request.onupgradeneeded = () => request.result.createObjectStore(ONE_WAY_STORE);
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+}
+
+async function oneWay(summitId, mark) {
+  const db = await oneWayDatabase();
+  try {
+    return await new Promise((resolve, reject) => {
+      const store = db.transaction(ONE_WAY_STORE, "readwrite").objectStore(ONE_WAY_STORE);
+      const request = mark ? store.put(Date.now(), summitId) : store.get(summitId);
+      request.onsuccess = () => resolve(mark || request.result !== undefined);
+      request.onerror = () => reject(request.error);
+    });
+  } finally {
+    db.close();
+  }
+}
+
+let summitId = null;
+
+function enterPrivate() {
+  if (!privatePhase) privateSince = Date.now();
+  privatePhase = true;
+  if (summitId) oneWay(summitId, true).catch(() => {});
+  self.postMessage({ type: "one-way" });
+}
+
 async function seal(frame, controller, options, c, stream) {
+  if (oneWayKnown !== true) await oneWayKnown;
   const epoch = sendEpoch;
   const key = epoch === null ? null : keys.get(epoch);
   if (!key) {
@@ -217,11 +256,17 @@ self.onmessage = ({ data }) => {
       keys.set(data.epoch, data.key);
       for (const epoch of [...keys.keys()].sort((a, b) => b - a).slice(KEPT_KEYS)) keys.delete(epoch);
       break;
+    case "summit":
+      summitId = data.id;
+      oneWayKnown = oneWay(summitId, false)
+        .then((seen) => seen && enterPrivate())
+        .catch(() => {})
+        .then(() => (oneWayKnown = true));
+      break;
     case "mode": {
-      if (data.private && !privatePhase) privateSince = Date.now();
-      privatePhase = data.private;
+      if (data.private && !privatePhase) enterPrivate();
       const before = sendEpoch;
-      sendEpoch = data.private ? data.sendEpoch : null;
+      sendEpoch = privatePhase ? data.sendEpoch : null;
       if (sendEpoch !== null && sendEpoch !== before) newKeyFrames();
       break;
     }

@@ -25,6 +25,17 @@ const CODE_LENGTH = 6; // 36 bits
 const script = typeof RTCRtpScriptTransform !== "undefined";
 const streams = !script && typeof RTCRtpSender !== "undefined" && "createEncodedStreams" in RTCRtpSender.prototype;
 
+const PUBLIC_PHASES = new Set(["scheduled", "lobby", "public"]);
+const ALARMS = {
+  "public-after-private":
+    "The server announced the public part after the private part. Your browser keeps encrypting.",
+};
+
+/** What the screen says of an alarm raised by the key exchange. */
+export function alarmText(alarm) {
+  return ALARMS[alarm] || alarm;
+}
+
 /** Whether this browser can encrypt frames at all; the PeerConnection options it needs. */
 export const SUPPORTED = script || streams;
 export const PC_OPTIONS = streams ? { encodedInsertableStreams: true } : {};
@@ -60,12 +71,16 @@ export class EndToEnd {
     this.onChange = onChange;
     this.worker = new Worker("/static/e2ee-worker.js");
     this.worker.addEventListener("message", ({ data }) => this.answered(data));
+    this.worker.postMessage({ type: "summit", id: summitId });
     this.asked = new Map();
     this.keyPair = null;
     this.publicKey = null;
     this.ring = new Map(); // epoch → CryptoKey (kept extractable: we may wrap it for others)
     this.view = null;
+    this.phase = null;
     this.private = false;
+    this.oneWay = false; // this browser saw the private phase of this summit: never clear again
+    this.alarms = new Set(); // what the server did that it must not
     this.code = null;
     this.problem = null; // what stops us from holding the key, if anything
     this.attached = new WeakSet();
@@ -122,9 +137,14 @@ export class EndToEnd {
     }
   }
 
-  /** The phase changed: senders seal from the cut on, with no renegotiation. */
-  setPrivate(on) {
-    this.private = on;
+  /** The phase changed: senders seal from the cut on, with no renegotiation. Once
+   * private, always private: a server that announces a public part after the private
+   * one is lying, and frames stay sealed. */
+  setPhase(phase) {
+    this.phase = phase;
+    const seen = this.oneWay || this.private;
+    if (seen && PUBLIC_PHASES.has(phase)) this.alarms.add("public-after-private");
+    this.private = seen || phase === "private";
     this.applyMode();
     this.onChange();
   }
@@ -145,6 +165,11 @@ export class EndToEnd {
   }
 
   answered(data) {
+    if (data.type === "one-way") {
+      this.oneWay = true;
+      this.setPhase(this.phase);
+      return;
+    }
     const resolve = this.asked.get(data.ask);
     this.asked.delete(data.ask);
     resolve?.(data.counters);
@@ -204,33 +229,14 @@ export class EndToEnd {
       try {
         await this.makeKey(view);
       } catch (error) {
-        if (error.status !== 409) throw error; // 409: someone else made it first
-      }
-      this.again = true;
-    }
-    for (const [epoch, recipients] of this.sharesByEpoch(view.share)) {
-      const key = this.ring.get(epoch);
-      if (!key) continue;
-      const wraps = {};
-      for (const recipient of recipients) wraps[recipient] = await this.wrap(key, epoch, recipient, keysOf.get(recipient));
-      try {
-        await this.api.post("/e2ee/shares", { epoch, wraps });
-      } catch (error) {
-        if (error.status !== 409) throw error;
+        // 409: someone made it first; 403: the server named someone else meanwhile
+        if (![403, 409].includes(error.status)) throw error;
       }
       this.again = true;
     }
     this.code = await securityCode(this.summitId, view.members.map((m) => m.public_key));
     this.applyMode();
     this.onChange();
-  }
-
-  sharesByEpoch(share) {
-    const byEpoch = new Map();
-    for (const [participant, epochs] of Object.entries(share || {})) {
-      for (const epoch of epochs) byEpoch.set(epoch, [...(byEpoch.get(epoch) || []), participant]);
-    }
-    return byEpoch;
   }
 
   async makeKey(view) {

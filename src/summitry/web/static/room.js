@@ -3,7 +3,7 @@
 
 import { Api, ApiError } from "./api.js";
 import { CoordinatorConsole } from "./console.js";
-import { EndToEnd, SUPPORTED as E2EE_SUPPORTED } from "./e2ee.js";
+import { EndToEnd, SUPPORTED as E2EE_SUPPORTED, alarmText } from "./e2ee.js";
 import { EventStream } from "./events.js";
 import {
   LevelMeter,
@@ -226,15 +226,42 @@ function renderSecurity() {
   const codeEl = $("#e2ee-code");
   codeEl.replaceChildren(...code.map((c) => h("span.code-emoji", { text: c.emoji, title: c.name })));
   codeEl.dataset.code = code.map((c) => c.name).join(" ");
-  const members = room.e2ee.view?.members.length || 0;
-  el.title = `The code is made from the ${members} public ${members === 1 ? "key" : "keys"} in the call. Read it aloud: every screen must show the same.`;
-  $("#e2ee-detail").textContent = room.e2ee.problem
-    ? room.e2ee.problem
-    : status === "waiting"
-      ? "You will see and hear the private talks once your browser holds the key."
-      : code.length
-        ? `Security code: ${code.map((c) => c.name).join(" ")}`
-        : "";
+  const members = room.e2ee.view?.members || [];
+  el.title = `The code is made from the ${members.length} public ${members.length === 1 ? "key" : "keys"} in the call. Read it aloud: every screen must show the same.`;
+  const alarms = [...room.e2ee.alarms, ...strangers(members)];
+  el.toggleAttribute("data-alarm", alarms.length > 0);
+  el.dataset.alarms = [...room.e2ee.alarms].join(" ");
+  $("#e2ee-detail").textContent = alarms.length
+    ? alarms.map(alarmText).join(" ")
+    : room.e2ee.problem
+      ? room.e2ee.problem
+      : status === "waiting"
+        ? "You will see and hear the private talks once your browser holds the key."
+        : code.length
+          ? `Security code: ${code.map((c) => c.name).join(" ")}`
+          : "";
+  const holders = $("#e2ee-holders");
+  holders.textContent = holders.title = holdersText(members);
+}
+
+/** Who holds the key in force, by side: the people the private talks are open to. */
+function holdersText(members) {
+  const epoch = room.e2ee.view?.in_force;
+  const holders = members.filter((m) => epoch != null && m.holds.includes(epoch));
+  if (!holders.length) return "";
+  const bySide = (state.summit?.sides || []).map((side) => {
+    const names = holders.filter((m) => m.side_id === side.id).map((m) => m.name);
+    return names.length ? `${side.name}: ${names.join(", ")}` : null;
+  });
+  const count = `${holders.length} ${holders.length === 1 ? "person holds" : "people hold"} the key`;
+  return `${count} · ${bySide.filter(Boolean).join(" · ")}`;
+}
+
+/** A key-exchange member this room does not show as a participant is an alarm. */
+function strangers(members) {
+  return members
+    .filter((m) => state.people.get(m.participant_id)?.name !== m.name)
+    .map((m) => `${m.name} takes part in the key exchange but is not a participant of this room.`);
 }
 
 function renderAll() {
@@ -254,7 +281,7 @@ function setSummit(view) {
   const before = state.summit?.phase;
   state.summit = view;
   // Senders seal before the screen says "private": nothing said after it goes out clear.
-  if (before !== view.phase) room.e2ee?.setPrivate(view.phase === "private");
+  if (before !== view.phase) room.e2ee?.setPhase(view.phase);
   renderAll();
   if (before !== view.phase) onPhase(view.phase);
 }
@@ -633,7 +660,7 @@ async function enterCall() {
     applyLocalState();
   }
   room.e2ee ||= new EndToEnd(room.api, summitId, state.me.participant.id, { onChange: renderSecurity });
-  room.e2ee.setPrivate(state.summit.phase === "private");
+  room.e2ee.setPhase(state.summit.phase);
   renderAll();
   await Promise.all([
     keep("e2ee", () => room.e2ee.start()),
