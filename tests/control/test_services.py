@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from alembic import command
+from alembic.config import Config as AlembicConfig
 from sqlalchemy import func, select, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from summitry.control.events import EventHub
@@ -24,7 +28,7 @@ from summitry.domain.errors import (
 )
 from summitry.domain.model import Role, SideDraft, SummitDraft
 from summitry.security import audit, grants
-from summitry.store.database import sessions
+from summitry.store.database import MIGRATIONS, sessions
 from summitry.store.models import AuditRow, ParticipantRow
 from summitry.web.links import WebLinks
 from tests.conftest import AUDIT_KEY, HandClock
@@ -463,3 +467,34 @@ async def test_the_recordings_checksums_join_the_trail(services: Services) -> No
 async def test_the_public_page_names_the_audit_key(services: Services) -> None:
     summit, _ = await services.catalog.create(DRAFT)
     assert (await services.public.view(summit.slug)).audit_public_key == AUDIT_KEY.public_key
+
+
+async def test_the_migration_keeps_the_head_of_trails_written_before_it(
+    services: Services, engine: AsyncEngine
+) -> None:
+    summit_id, ru, _ = await seeded(services)
+    await services.phases.act(ru, summit_id, "open_lobby", None)
+    before = await services.audit.check(summit_id)
+
+    def to(revision: str) -> Callable[[Connection], None]:
+        def run(connection: Connection) -> None:
+            config = AlembicConfig()
+            config.set_main_option("script_location", str(MIGRATIONS))
+            config.attributes["connection"] = connection
+            if revision == "head":
+                command.upgrade(config, revision)
+            else:
+                command.downgrade(config, revision)
+
+        return run
+
+    async with engine.begin() as connection:
+        await connection.run_sync(to("0002"))
+    async with engine.begin() as connection:
+        await connection.run_sync(to("head"))
+    after = await services.audit.check(summit_id)
+    assert len((await services.catalog.get(summit_id)).sides) == 2  # no table was copied
+    assert len(await services.roster.participants(ru, summit_id)) == 2
+    assert after.head == before.head == audit.Head(2, before.entries[-1].hash)
+    # Records written before the signatures carry none, and the trail says so.
+    assert after.verdict.problems == (audit.Problem("signature", 1, "it is not signed"),)

@@ -102,6 +102,11 @@ def canonical(
         "action": action,
         "details": details,
     }
+    return canonical_json(body)
+
+
+def canonical_json(body: Mapping[str, Any]) -> bytes:
+    """Keys sorted, no white space, UTF-8."""
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -147,11 +152,7 @@ class Receipt:
 
 
 def receipt_message(summit: str, seq: int, hash: str, at: str) -> bytes:
-    body = {"summit": summit, "seq": seq, "hash": hash, "at": at}
-    return (
-        RECEIPT_CONTEXT
-        + json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    )
+    return RECEIPT_CONTEXT + canonical_json({"summit": summit, "seq": seq, "hash": hash, "at": at})
 
 
 def issue_receipt(head: AuditEntry, key: AuditKey) -> Receipt:
