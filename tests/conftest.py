@@ -23,8 +23,12 @@ from summitry.config import sqlite_url
 from summitry.control.events import EventHub
 from summitry.control.services import Services, build_services
 from summitry.runtime import Nursery
+from summitry.security.audit import AuditKey
 from summitry.store.database import make_engine, migrate, sessions
 from summitry.web.links import WebLinks
+
+# The audit trail's signing key of the control plane's tests.
+AUDIT_KEY = AuditKey(bytes(range(32)))
 
 
 def free_port() -> int:
@@ -149,6 +153,7 @@ async def services(engine: AsyncEngine, clock: HandClock) -> AsyncIterator[Servi
         yield build_services(
             sessions(engine),
             b"s" * 48,
+            AUDIT_KEY,
             WebLinks("http://summitry.test"),
             EventHub(),
             nursery.spawn,

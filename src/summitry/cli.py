@@ -37,9 +37,19 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--data-dir", type=Path, default=None)
     audit_parser = commands.add_parser("audit", help="the audit log")
     audit_commands = audit_parser.add_subparsers(dest="audit_command", required=True)
-    verify = audit_commands.add_parser("verify", help="check a summit's audit chain")
+    verify = audit_commands.add_parser(
+        "verify", help="check a summit's audit trail: chain, signatures, head and receipts"
+    )
     verify.add_argument("summit")
     verify.add_argument("--data-dir", type=Path, default=None)
+    verify.add_argument(
+        "--receipt",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a receipt a coordinator downloaded; the trail must still hold its record",
+    )
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
@@ -47,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         if args.command == "audit":
-            return asyncio.run(verify_audit(config_for(args), args.summit))
+            receipts = [receipt_from(path, args.summit) for path in args.receipt]
+            return asyncio.run(verify_audit(config_for(args), args.summit, receipts))
         config = config_for(args)
         if args.command == "demo":
             asyncio.run(create_demo(config))
@@ -56,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     except SummitryError as error:
         print(f"summitry: {error.message}", file=sys.stderr)
         return 2
-    except (ConfigError, JanusNotFound) as error:
+    except (ConfigError, JanusNotFound, audit.BadReceipt) as error:
         print(f"summitry: {error}", file=sys.stderr)
         return 2
 
@@ -111,13 +122,30 @@ async def create_demo(config: Config) -> None:
     print(flush=True)
 
 
-async def verify_audit(config: Config, summit_id: str) -> int:
+def receipt_from(path: Path, summit_id: str) -> audit.Receipt:
+    try:
+        return audit.read_receipt(path.read_text(encoding="utf-8"), summit_id)
+    except (OSError, UnicodeDecodeError) as error:
+        raise audit.BadReceipt(f"cannot read the receipt {path}: {error}") from error
+    except audit.BadReceipt as error:
+        raise audit.BadReceipt(f"{path} is not a usable receipt: {error}") from error
+
+
+async def verify_audit(config: Config, summit_id: str, receipts: list[audit.Receipt]) -> int:
     async with offline(config) as services:
-        verdict = audit.verify(await services.catalog.audit_trail(summit_id))
+        checked = await services.audit.check(summit_id, receipts)
+    verdict = checked.verdict
     if verdict.ok:
-        print(f"OK: {verdict.records} records, chain intact")
+        held = f", {len(receipts)} receipt(s) held" if receipts else ""
+        print(
+            f"OK: {verdict.records} records, chain intact, signed with {checked.public_key}, "
+            f"head at record {checked.head.seq}{held}"
+        )
         return 0
-    print(f"BROKEN at record {verdict.broken_seq}: {verdict.problem}", file=sys.stderr)
+    for problem in verdict.problems:
+        print(
+            f"BROKEN at record {problem.seq} ({problem.check}): {problem.message}", file=sys.stderr
+        )
     return 1
 
 

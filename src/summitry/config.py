@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from summitry.security.audit import SEED_BYTES, from_b64url
+
 
 def sqlite_url(data_dir: Path) -> str:
     return f"sqlite+aiosqlite:///{data_dir / 'summitry.db'}"
@@ -20,6 +22,7 @@ class Config:
     public_url: str
     grant_secret: bytes
     operator_token: str
+    audit_seed: bytes
     media: str = "local"
     media_address: str | None = None
     janus_url: str | None = None
@@ -45,6 +48,7 @@ class Config:
             grant_secret=secret_file(folder / "grant.key", 48).encode(),
             operator_token=environ.get("SUMMITRY_OPERATOR_TOKEN")
             or secret_file(folder / "operator.token", 24),
+            audit_seed=audit_seed(folder / "audit.key"),
             media=media_mode(environ),
             media_address=environ.get("SUMMITRY_MEDIA_ADDRESS") or None,
             janus_url=environ.get("SUMMITRY_JANUS_URL") or None,
@@ -70,6 +74,18 @@ def media_mode(environ: Mapping[str, str]) -> str:
     if mode == "external" and not environ.get("SUMMITRY_JANUS_URL"):
         raise ConfigError("SUMMITRY_MEDIA=external needs SUMMITRY_JANUS_URL")
     return mode
+
+
+def audit_seed(path: Path) -> bytes:
+    """The seed of the audit trail's Ed25519 signing key: 32 random bytes kept as
+    base64url in `path`, beside the other secrets and never in the database."""
+    try:
+        seed = from_b64url(secret_file(path, SEED_BYTES))
+    except ValueError as error:
+        raise ConfigError(f"{path} does not hold an audit key (base64url)") from error
+    if len(seed) != SEED_BYTES:
+        raise ConfigError(f"{path} holds {len(seed)} bytes; an audit key is {SEED_BYTES}")
+    return seed
 
 
 def secret_file(path: Path, size: int) -> str:

@@ -20,6 +20,7 @@ from summitry.control.unit import Clock
 from summitry.domain.errors import IllegalTransition
 from summitry.domain.phases import CutReason
 from summitry.media.plane import build_media_plane
+from summitry.security.audit import AuditKey
 from summitry.store.database import make_engine, migrate, sessions
 from summitry.web.app import create_app
 from summitry.web.links import WebLinks
@@ -93,6 +94,7 @@ async def running(config: Config, clock: Clock | None = None) -> AsyncIterator[S
             services = build_services(
                 sessions(engine),
                 config.grant_secret,
+                AuditKey(config.audit_seed),
                 WebLinks(config.public_url),
                 hub,
                 nursery.spawn,
@@ -102,6 +104,7 @@ async def running(config: Config, clock: Clock | None = None) -> AsyncIterator[S
             if plane is not None:
                 await plane.media.restore(await services.catalog.active_summits())
                 plane.on_broadcast_failure.append(cut_on_failure(services))
+                plane.on_recordings_sealed.append(services.audit.recordings_sealed)
                 # A broadcast this process did not start cannot be trusted: cut it.
                 for summit_id in await services.catalog.public_summits():
                     await cut_on_failure(services)(summit_id)
@@ -122,6 +125,7 @@ async def offline(config: Config) -> AsyncIterator[Services]:
             yield build_services(
                 sessions(engine),
                 config.grant_secret,
+                AuditKey(config.audit_seed),
                 WebLinks(config.public_url),
                 EventHub(),
                 nursery.spawn,

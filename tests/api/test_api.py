@@ -13,6 +13,8 @@ import httpx
 import jwt
 import pytest
 
+from summitry.config import audit_seed
+from summitry.security.audit import AuditKey
 from tests.servers import Seeded, Server, bearer, create_summit, invited, operator, summit_body
 
 
@@ -246,6 +248,7 @@ async def test_public_view_shows_nothing_private(http: httpx.AsyncClient, summit
         "sides",
         "viewer_local_start",
         "readouts",
+        "audit_public_key",
         "whep",
         "streams",
         "recordings",
@@ -350,9 +353,10 @@ async def test_audit_verify_cli_names_the_tampered_record(
         f"/api/v1/summits/{summit.id}/actions/open_lobby", headers=bearer(summit.ru_token)
     )
     data_dir = str(server.data_dir)
+    public_key = AuditKey(audit_seed(server.data_dir / "audit.key")).public_key
     assert await summitry_cli("audit", "verify", summit.id, "--data-dir", data_dir) == (
         0,
-        "OK: 2 records, chain intact",
+        f"OK: 2 records, chain intact, signed with {public_key}, head at record 2",
         "",
     )
     with sqlite3.connect(server.data_dir / "summitry.db") as db:
@@ -364,7 +368,7 @@ async def test_audit_verify_cli_names_the_tampered_record(
     assert await summitry_cli("audit", "verify", summit.id, "--data-dir", data_dir) == (
         1,
         "",
-        "BROKEN at record 2: its content does not match its hash",
+        "BROKEN at record 2 (chain): its content does not match its hash",
     )
     api_view = (await http.get(f"/api/v1/summits/{summit.id}/audit", headers=operator())).json()
     assert (api_view["ok"], api_view["broken_seq"]) == (False, 2)

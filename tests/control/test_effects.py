@@ -19,7 +19,7 @@ from summitry.domain.model import Role
 from summitry.runtime import Nursery
 from summitry.store.database import sessions
 from summitry.web.links import WebLinks
-from tests.conftest import HandClock
+from tests.conftest import AUDIT_KEY, HandClock
 from tests.control.recording_media import RecordingMedia
 from tests.control.test_services import DRAFT
 
@@ -55,6 +55,7 @@ async def with_media(
         yield build_services(
             sessions(engine),
             b"s" * 48,
+            AUDIT_KEY,
             WebLinks("http://summitry.test"),
             hub,
             nursery.spawn,
@@ -142,7 +143,7 @@ async def test_a_key_goes_in_force_on_the_summits_clock(
     assert not (await with_media.keys.view(us, summit_id)).receives_private
     # (The grace's own timer may have settled too, on real time: it finds nothing due.)
     assert set(media.calls) == {("withhold_feeds", ru.participant_id)}
-    trail = await with_media.catalog.audit_trail(summit_id)
+    trail = (await with_media.audit.check(summit_id)).entries
     assert (trail[-1].action, trail[-1].actor, dict(trail[-1].details)) == (
         "e2ee_key_in_force",
         "clock",

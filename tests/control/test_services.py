@@ -3,13 +3,20 @@ refuses, and that a refusal writes nothing."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from alembic import command
+from alembic.config import Config as AlembicConfig
 from sqlalchemy import func, select, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from summitry.control.events import EventHub
+from summitry.control.media import RecordingFile
 from summitry.control.services import Services, build_services
 from summitry.domain.errors import (
     Conflict,
@@ -21,10 +28,10 @@ from summitry.domain.errors import (
 )
 from summitry.domain.model import Role, SideDraft, SummitDraft
 from summitry.security import audit, grants
-from summitry.store.database import sessions
+from summitry.store.database import MIGRATIONS, sessions
 from summitry.store.models import AuditRow, ParticipantRow
 from summitry.web.links import WebLinks
-from tests.conftest import HandClock
+from tests.conftest import AUDIT_KEY, HandClock
 
 START = datetime(2021, 12, 7, 15, 0, tzinfo=UTC)
 DRAFT = SummitDraft(
@@ -45,6 +52,7 @@ def on(engine: AsyncEngine, clock: HandClock) -> Services:
     return build_services(
         sessions(engine),
         b"s" * 48,
+        AUDIT_KEY,
         WebLinks("http://t"),
         EventHub(),
         lambda work: work.close(),
@@ -104,7 +112,8 @@ async def test_the_whole_path_is_audited_and_verifies(services: Services) -> Non
     states.append((await services.phases.act(us, summit_id, "cut", 3)).phase)
     states.append((await services.phases.act(ru, summit_id, "end", 4)).phase)
     assert states == ["lobby", "lobby", "public", "private", "ended"]
-    trail = await services.catalog.audit_trail(summit_id)
+    checked = await services.audit.check(summit_id)
+    trail = checked.entries
     assert [entry.action for entry in trail] == [
         "summit_created",
         "open_lobby",
@@ -113,7 +122,23 @@ async def test_the_whole_path_is_audited_and_verifies(services: Services) -> Non
         "cut",
         "end",
     ]
-    assert audit.verify(trail) == audit.Verdict(True, 6)
+    assert checked.verdict == audit.Verdict(6)
+    assert checked.head == audit.Head(6, trail[-1].hash)
+    assert checked.public_key == AUDIT_KEY.public_key
+    assert trail[0].details == {
+        "title": DRAFT.title,
+        "starts_at": START.isoformat(),
+        "planned_seconds": 7200,
+        "public_seconds": 600,
+        "lobby_lead_seconds": 1800,
+        "end_grace_seconds": 300,
+        "go_live_consent": "both",
+        "sides": [
+            {"id": side.id, "name": side.name, "time_zone": side.time_zone}
+            for side in (await services.catalog.get(summit_id)).sides
+        ],
+        "coordinators": [ru.participant_id, us.participant_id],
+    }
     assert trail[4].details["effects"] == ["StopBroadcast", "EnterPrivate"]
     assert trail[4].actor == f"coordinator:{us.participant_id}"
 
@@ -226,7 +251,7 @@ async def test_the_clock_opens_cuts_and_ends(services: Services, clock: HandCloc
     assert await services.phases.tick() == [summit_id]
     summit = await services.catalog.get(summit_id)
     assert summit.phase == "private"
-    trail = await services.catalog.audit_trail(summit_id)
+    trail = (await services.audit.check(summit_id)).entries
     assert (trail[-1].actor, trail[-1].details["reason"]) == ("clock", "planned_end")
     await services.roster.leave(ru, summit_id)
     clock.advance(minutes=10)
@@ -276,6 +301,17 @@ async def test_readouts_with_embargo_and_no_statement(services: Services, clock:
         ("Russian Federation", "The presidents discussed..."),
         ("United States", None),
     ]
+    checked = await services.audit.check(summit_id)
+    assert checked.verdict.ok
+    assert [e.details for e in checked.entries if e.action == "readout_published"] == [
+        {
+            "side": ru.side_id,
+            "no_statement": False,
+            "text_sha256": hashlib.sha256(b"The presidents discussed...").hexdigest(),
+            "embargo_until": embargo.isoformat(),
+        },
+        {"side": us.side_id, "no_statement": True, "text_sha256": None, "embargo_until": None},
+    ]
 
 
 async def test_tampering_is_found_and_named(services: Services, engine: AsyncEngine) -> None:
@@ -287,8 +323,9 @@ async def test_tampering_is_found_and_named(services: Services, engine: AsyncEng
             text("UPDATE audit_records SET actor = 'operator' WHERE summit_id = :s AND seq = 2"),
             {"s": summit_id},
         )
-    verdict = audit.verify(await services.catalog.audit_trail(summit_id))
-    assert (verdict.ok, verdict.broken_seq) == (False, 2)
+    verdict = (await services.audit.check(summit_id)).verdict
+    # The hash and its signature still agree: the chain finds the changed content.
+    assert verdict.problems == (audit.Problem("chain", 2, "its content does not match its hash"),)
 
 
 async def test_state_survives_a_restart(
@@ -304,7 +341,7 @@ async def test_state_survives_a_restart(
     try:
         second = on(again, clock)
         assert (await second.catalog.get(summit_id)).phase == "lobby"
-        assert audit.verify(await second.catalog.audit_trail(summit_id)).records == 2
+        assert (await second.audit.check(summit_id)).verdict == audit.Verdict(2)
     finally:
         await again.dispose()
 
@@ -321,7 +358,7 @@ async def test_a_lost_console_cuts_the_broadcast(services: Services, clock: Hand
     assert await services.phases.tick() == []
     clock.advance(seconds=3)  # Russia's console has been silent for 11 s
     assert await services.phases.tick() == [summit_id]
-    trail = await services.catalog.audit_trail(summit_id)
+    trail = (await services.audit.check(summit_id)).entries
     assert (trail[-1].action, trail[-1].details["reason"]) == ("cut", "control_lost")
     with pytest.raises(NotPermitted, match="only a coordinator"):
         putin = await services.catalog.authenticate(
@@ -346,3 +383,118 @@ async def test_a_coordinator_who_leaves_is_not_a_lost_console(
     await services.phases.heartbeat(us, summit_id)
     assert await services.phases.tick() == []
     assert (await services.catalog.get(summit_id)).phase == "public"
+
+
+async def test_a_receipt_is_the_signed_head_for_coordinators_only(services: Services) -> None:
+    summit_id, ru, us = await seeded(services)
+    await services.phases.act(ru, summit_id, "open_lobby", None)
+    checked = await services.audit.check(summit_id)
+    receipt = await services.audit.receipt(us, summit_id)
+    assert receipt == audit.Receipt(
+        summit_id,
+        2,
+        checked.head.hash,
+        checked.entries[-1].at.isoformat(),
+        receipt.signature,
+        AUDIT_KEY.public_key,
+    )
+    assert audit.read_receipt(json.dumps(receipt.document()), summit_id) == receipt
+    assert (await services.audit.check(summit_id, [receipt])).verdict == audit.Verdict(2)
+    principal = await services.catalog.authenticate(
+        (await services.roster.invite(ru, summit_id, "Vladimir Putin", Role.PRINCIPAL, None)).token
+    )
+    with pytest.raises(NotPermitted, match="only a coordinator"):
+        await services.audit.receipt(principal, summit_id)
+    other_id, other_ru, _ = await seeded(services)
+    with pytest.raises(NotPermitted, match="another summit"):
+        await services.audit.receipt(other_ru, summit_id)
+    assert other_id != summit_id
+
+
+async def test_a_removed_record_is_found_by_the_head_and_by_a_receipt(
+    services: Services, engine: AsyncEngine
+) -> None:
+    summit_id, ru, us = await seeded(services)
+    await services.phases.act(ru, summit_id, "open_lobby", None)
+    receipt = await services.audit.receipt(ru, summit_id)
+    async with engine.begin() as connection:
+        await connection.execute(
+            text("DELETE FROM audit_records WHERE summit_id = :s AND seq = 2"), {"s": summit_id}
+        )
+    assert (await services.audit.check(summit_id, [receipt])).verdict.problems == (
+        audit.Problem(
+            "head",
+            2,
+            "the trail ends at record 1 but the summit's head is record 2: records were removed",
+        ),
+        audit.Problem(
+            "receipt",
+            2,
+            "the trail ends at record 1 but a receipt holds record 2: it was truncated",
+        ),
+    )
+    with pytest.raises(Conflict, match="does not end at the summit's head"):
+        await services.audit.receipt(ru, summit_id)
+    # The next record follows the head, not the table: the gap stays in the chain.
+    await services.phases.act(us, summit_id, "cancel", None)
+    checked = await services.audit.check(summit_id)
+    assert [e.seq for e in checked.entries] == [1, 3]
+    assert checked.verdict.problems == (audit.Problem("chain", 3, "expected record 2, found 3"),)
+
+
+async def test_the_recordings_checksums_join_the_trail(services: Services) -> None:
+    summit_id, ru, us = await seeded(services)
+    files = [
+        RecordingFile(0, "video", "/b/0/recording.mp4", "a" * 64, 1000),
+        RecordingFile(1, "audio", "/b/1/audio.ogg", "b" * 64, 200),
+    ]
+    await services.audit.recordings_sealed(summit_id, files)
+    checked = await services.audit.check(summit_id)
+    assert checked.verdict.ok
+    newest = checked.entries[-1]
+    assert (newest.actor, newest.action, dict(newest.details)) == (
+        "media",
+        "recordings_sealed",
+        {
+            "recordings": [
+                {"side": ru.side_id, "kind": "video", "sha256": "a" * 64, "bytes": 1000},
+                {"side": us.side_id, "kind": "audio", "sha256": "b" * 64, "bytes": 200},
+            ]
+        },
+    )
+
+
+async def test_the_public_page_names_the_audit_key(services: Services) -> None:
+    summit, _ = await services.catalog.create(DRAFT)
+    assert (await services.public.view(summit.slug)).audit_public_key == AUDIT_KEY.public_key
+
+
+async def test_the_migration_keeps_the_head_of_trails_written_before_it(
+    services: Services, engine: AsyncEngine
+) -> None:
+    summit_id, ru, _ = await seeded(services)
+    await services.phases.act(ru, summit_id, "open_lobby", None)
+    before = await services.audit.check(summit_id)
+
+    def to(revision: str) -> Callable[[Connection], None]:
+        def run(connection: Connection) -> None:
+            config = AlembicConfig()
+            config.set_main_option("script_location", str(MIGRATIONS))
+            config.attributes["connection"] = connection
+            if revision == "head":
+                command.upgrade(config, revision)
+            else:
+                command.downgrade(config, revision)
+
+        return run
+
+    async with engine.begin() as connection:
+        await connection.run_sync(to("0002"))
+    async with engine.begin() as connection:
+        await connection.run_sync(to("head"))
+    after = await services.audit.check(summit_id)
+    assert len((await services.catalog.get(summit_id)).sides) == 2  # no table was copied
+    assert len(await services.roster.participants(ru, summit_id)) == 2
+    assert after.head == before.head == audit.Head(2, before.entries[-1].hash)
+    # Records written before the signatures carry none, and the trail says so.
+    assert after.verdict.problems == (audit.Problem("signature", 1, "it is not signed"),)

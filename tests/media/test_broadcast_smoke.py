@@ -12,7 +12,7 @@ from aiortc import RTCPeerConnection
 from tests.media.conftest import Room
 from tests.media.peers import Publisher, Subscriber, frames_of, watch_broadcast
 from tests.media.test_room import wait_feeds
-from tests.servers import bearer
+from tests.servers import bearer, operator
 
 
 async def test_live_then_cut(http: httpx.AsyncClient, room: Room) -> None:
@@ -66,6 +66,17 @@ async def test_live_then_cut(http: httpx.AsyncClient, room: Room) -> None:
             body = (await http.get(item["url"])).content
             assert len(body) == item["bytes"] > 1000
             assert hashlib.sha256(body).hexdigest() == item["sha256"]
+        async with asyncio.timeout(5):  # the runtime audits the sealed recordings
+            while True:
+                trail = (await http.get(f"/api/v1/summits/{sid}/audit", headers=operator())).json()
+                sealed = [r for r in trail["trail"] if r["action"] == "recordings_sealed"]
+                if sealed:
+                    break
+                await asyncio.sleep(0.1)
+        assert trail["ok"] and sealed[0]["actor"] == "media"
+        assert sorted(
+            (r["kind"], r["sha256"], r["bytes"]) for r in sealed[0]["details"]["recordings"]
+        ) == sorted((r["kind"], r["sha256"], r["bytes"]) for r in after["recordings"])
         refused = await http.post(
             public["whep"].replace("/whep", "/whep"),
             content=viewer.localDescription.sdp,

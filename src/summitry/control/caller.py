@@ -14,6 +14,7 @@ from summitry.store.repository import Repository
 
 CLOCK_ACTOR = "clock"
 OPERATOR_ACTOR = "operator"
+MEDIA_ACTOR = "media"
 
 
 def actor_of(grant: Grant) -> str:

@@ -1,5 +1,5 @@
 """Summits as the organiser and their participants see them: creating, listing and reading
-summits, reading grants and event tickets, and the audit trail."""
+summits, reading grants and event tickets."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from summitry.domain.events import PhaseChanged
 from summitry.domain.model import Role, SummitDraft, slugify
 from summitry.domain.phases import Phase
 from summitry.domain.times import require_aware, require_zone
-from summitry.security import audit, grants
+from summitry.security import grants
 from summitry.security.grants import Grant
 from summitry.store.models import SideRow, SummitRow
 
@@ -73,6 +73,11 @@ class Catalog:
                 {
                     "title": row.title,
                     "starts_at": row.starts_at.isoformat(),
+                    "planned_seconds": row.planned_seconds,
+                    "public_seconds": row.public_seconds,
+                    "lobby_lead_seconds": row.lobby_lead_seconds,
+                    "end_grace_seconds": row.end_grace_seconds,
+                    "go_live_consent": row.go_live_consent,
                     "sides": [
                         {"id": side.id, "name": side.name, "time_zone": side.time_zone}
                         for side in sides
@@ -130,7 +135,3 @@ class Catalog:
     async def public_summits(self) -> list[str]:
         async with self._work.reading() as repo:
             return await repo.summit_ids_in((Phase.PUBLIC,))
-
-    async def audit_trail(self, summit_id: str) -> list[audit.AuditEntry]:
-        async with self._work.reading() as repo:
-            return await repo.audit_trail(summit_id)

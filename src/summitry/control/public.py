@@ -51,6 +51,7 @@ class PublicSide:
             ],
             viewer_local_start=wall_time(row.starts_at, viewer_zone) if viewer_zone else None,
             readouts=[r for r in readouts if r.embargo_until is None or r.embargo_until <= now],
+            audit_public_key=self._work.audit_key.public_key,
             **self._where_to_watch(row, sides),
         )
 

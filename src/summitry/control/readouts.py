@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
 from summitry.control.caller import actor_of, require_coordinator, require_summit
@@ -53,7 +54,12 @@ class Readouts:
                 "readout_published",
                 {
                     "side": grant.side_id,
-                    "no_statement": statement is None,
+                    "no_statement": readout.text is None,
+                    "text_sha256": (
+                        None
+                        if readout.text is None
+                        else hashlib.sha256(readout.text.encode()).hexdigest()
+                    ),
                     "embargo_until": embargo_until.isoformat() if embargo_until else None,
                 },
                 now,

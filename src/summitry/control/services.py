@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from summitry.control.audit_trail import AuditTrail
 from summitry.control.call import CallMedia
 from summitry.control.catalog import Catalog
 from summitry.control.consoles import Consoles
@@ -20,6 +21,7 @@ from summitry.control.readouts import Readouts
 from summitry.control.roster import Roster
 from summitry.control.unit import Clock, Spawn, SystemClock, UnitOfWork
 from summitry.control.views import Links
+from summitry.security.audit import AuditKey
 
 
 @dataclass(frozen=True)
@@ -32,19 +34,21 @@ class Services:
     keys: KeyExchange
     public: PublicSide
     readouts: Readouts
+    audit: AuditTrail
     media: MediaStatus | None
 
 
 def build_services(
     sessions: async_sessionmaker[AsyncSession],
     grant_secret: bytes,
+    audit_key: AuditKey,
     links: Links,
     hub: EventHub,
     spawn: Spawn,
     clock: Clock | None = None,
     media: MediaPlane | None = None,
 ) -> Services:
-    work = UnitOfWork(sessions, clock or SystemClock())
+    work = UnitOfWork(sessions, clock or SystemClock(), audit_key)
     consoles = Consoles()
     keys = KeyExchange(work, hub.announce, spawn, media)
     return Services(
@@ -56,5 +60,6 @@ def build_services(
         keys=keys,
         public=PublicSide(work, links, media),
         readouts=Readouts(work, hub.announce),
+        audit=AuditTrail(work),
         media=media,
     )

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from summitry.security.audit import AuditKey
 from summitry.store.repository import Repository
 
 # Hands a coroutine to the task group that owns the service's background work.
@@ -28,24 +29,27 @@ class SystemClock:
 
 
 class UnitOfWork:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], clock: Clock, audit_key: AuditKey
+    ) -> None:
         self._sessions = sessions
         self.clock = clock
+        self.audit_key = audit_key
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     @asynccontextmanager
     async def command(self, summit_id: str) -> AsyncIterator[Repository]:
         """One transaction per command, one command at a time per summit."""
         async with self._locks[summit_id], self._sessions.begin() as session:
-            yield Repository(session)
+            yield Repository(session, self.audit_key)
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[Repository]:
         async with self._sessions() as session:
-            yield Repository(session)
+            yield Repository(session, self.audit_key)
 
     @asynccontextmanager
     async def writing(self) -> AsyncIterator[Repository]:
         """A transaction that takes no summit's lock: for a summit not yet created."""
         async with self._sessions.begin() as session:
-            yield Repository(session)
+            yield Repository(session, self.audit_key)

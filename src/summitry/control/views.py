@@ -121,6 +121,8 @@ class PublicView:
     sides: list[PublicSideView]
     viewer_local_start: datetime | None
     readouts: list[ReadoutView]
+    # The Ed25519 key that signs the summit's audit trail and receipts: raw, base64url.
+    audit_public_key: str
     whep: str | None = None
     streams: list[PublicStream] = field(default_factory=list)
     recordings: list[PublicRecording] = field(default_factory=list)

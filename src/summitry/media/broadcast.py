@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 STREAMING = "janus.plugin.streaming"
 
 Failed = Callable[[str], Awaitable[None]]
+# Told the recordings of a summit's public part once they are sealed.
+Sealed = Callable[[str, list[RecordingFile]], Awaitable[None]]
 
 
 class LivePublisher(Protocol):
@@ -149,6 +151,7 @@ class BroadcastChain:
         self.folder = folder
         self.ffmpeg = ffmpeg
         self.on_failure: list[Failed] = []
+        self.on_sealed: list[Sealed] = []
         self._live: dict[str, Broadcast] = {}
         self._viewers: dict[str, Viewer] = {}
         self._streaming: Handle | None = None
@@ -378,6 +381,14 @@ class BroadcastChain:
             for slot in packagers
         ]
         log.info("recordings of %s sealed", broadcast.summit_id)
+        files = await asyncio.to_thread(self.recordings, broadcast.summit_id)
+        for callback in self.on_sealed:
+            try:
+                await callback(broadcast.summit_id, files)
+            except Exception:  # the recordings stay sealed in their manifests; it is logged
+                log.exception(
+                    "telling that the recordings of %s are sealed failed", broadcast.summit_id
+                )
         self._announce(broadcast.summit_id, RecordingsReady())
         return recordings
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from summitry.config import Config
 from summitry.control.media import MediaPlane
-from summitry.media.broadcast import BroadcastChain, Failed
+from summitry.media.broadcast import BroadcastChain, Failed, Sealed
 from summitry.media.connection import Announce, JanusConnection
 from summitry.media.packager import end_orphans
 from summitry.media.rooms import JanusRooms
@@ -30,11 +30,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RunningPlane:
-    """A media plane that is up: what the orchestrator calls, and who is told when a
-    broadcast fails (the orchestrator cuts the summit)."""
+    """A media plane that is up: what the orchestrator calls, who is told when a
+    broadcast fails (the orchestrator cuts the summit) and when its recordings are sealed
+    (the orchestrator audits their checksums)."""
 
     media: MediaPlane
     on_broadcast_failure: list[Failed]
+    on_recordings_sealed: list[Sealed]
 
 
 def find_ffmpeg() -> str:
@@ -87,7 +89,7 @@ async def build_media_plane(
                 await connection.connect(endpoint.url, endpoint.api_secret, endpoint.admin_key)
 
             supervisor.on_restart.append(reconnect)
-        yield RunningPlane(rooms, broadcast.on_failure)
+        yield RunningPlane(rooms, broadcast.on_failure, broadcast.on_sealed)
     finally:
         await broadcast.close()
         await connection.close()

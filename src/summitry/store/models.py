@@ -19,6 +19,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from summitry.security.audit import GENESIS
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """An aware UTC datetime in and out, on SQLite (naive storage) and PostgreSQL alike."""
@@ -66,6 +68,9 @@ class SummitRow(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     empty_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The head of the summit's audit trail: its newest record, written with it.
+    audit_seq: Mapped[int] = mapped_column(Integer, default=0)
+    audit_head: Mapped[str] = mapped_column(String(64), default=GENESIS)
 
 
 class SideRow(Base):
@@ -120,6 +125,8 @@ class AuditRow(Base):
     details: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # The server's Ed25519 signature over the hash (none on records made before signing).
+    signature: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
 
 class PublicKeyRow(Base):

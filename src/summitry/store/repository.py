@@ -17,7 +17,7 @@ from summitry.domain import e2ee
 from summitry.domain.errors import NotFound
 from summitry.domain.model import MAX_LOBBY_LEAD, GoLiveConsent, Presence
 from summitry.domain.phases import Phase, SummitState
-from summitry.security.audit import GENESIS, AuditEntry, seal
+from summitry.security.audit import AuditEntry, AuditKey, Head, seal
 from summitry.store.models import (
     AuditRow,
     Base,
@@ -34,8 +34,9 @@ NO_PUBLIC_SUMMIT = "there is no public summit at this address"
 
 
 class Repository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, audit_key: AuditKey) -> None:
         self.session = session
+        self._audit_key = audit_key
 
     # --- writing
 
@@ -238,22 +239,20 @@ class Repository:
     async def audit(
         self, summit_id: str, actor: str, action: str, details: dict[str, Any], now: datetime
     ) -> None:
-        """Appends a record to the summit's chain, in the caller's transaction."""
-        last = await self.session.scalar(
-            select(AuditRow)
-            .where(AuditRow.summit_id == summit_id)
-            .order_by(AuditRow.seq.desc())
-            .limit(1)
-        )
+        """Appends a signed record to the summit's trail after the head its row keeps, and
+        moves the head, in the caller's transaction."""
+        summit = await self.summit(summit_id)
         entry = seal(
             summit_id,
-            (last.seq if last else 0) + 1,
+            summit.audit_seq + 1,
             now,
             actor,
             action,
             details,
-            last.hash if last else GENESIS,
+            summit.audit_head,
+            self._audit_key,
         )
+        summit.audit_seq, summit.audit_head = entry.seq, entry.hash
         self.session.add(
             AuditRow(
                 summit_id=summit_id,
@@ -264,15 +263,17 @@ class Repository:
                 details=json.dumps(details, sort_keys=True),
                 prev_hash=entry.prev_hash,
                 hash=entry.hash,
+                signature=entry.signature,
             )
         )
 
-    async def audit_trail(self, summit_id: str) -> list[AuditEntry]:
-        await self.summit(summit_id)
+    async def audit_trail(self, summit_id: str) -> tuple[Head, list[AuditEntry]]:
+        """The head the summit's row keeps, and the records the table holds."""
+        summit = await self.summit(summit_id)
         rows = await self.session.scalars(
             select(AuditRow).where(AuditRow.summit_id == summit_id).order_by(AuditRow.seq)
         )
-        return [
+        return Head(summit.audit_seq, summit.audit_head), [
             AuditEntry(
                 r.summit_id,
                 r.seq,
@@ -282,6 +283,7 @@ class Repository:
                 json.loads(r.details),
                 r.prev_hash,
                 r.hash,
+                r.signature,
             )
             for r in rows
         ]

@@ -19,19 +19,23 @@ from summitry.control.views import (
     SummitView,
 )
 from summitry.domain.errors import InvalidInput, NotAuthenticated, NotIssuedHere, NotPermitted
-from summitry.security import audit, grants
+from summitry.security import grants
 from summitry.security.grants import Grant
 from summitry.web import sse
+from summitry.web.errors import declared
 from summitry.web.limits import Buckets, client_address
 from summitry.web.schemas import (
     ActionIn,
+    AuditHeadOut,
     AuditOut,
+    AuditProblemOut,
     AuditRecordOut,
     Health,
     InvitationOut,
     Me,
     ParticipantIn,
     ReadoutIn,
+    ReceiptOut,
     SummitCreated,
     SummitIn,
     TicketOut,
@@ -290,15 +294,27 @@ async def summit_events(
     )
 
 
-@router.get("/summits/{summit_id}/audit", response_model=AuditOut)
+@router.get(
+    "/summits/{summit_id}/audit", response_model=AuditOut, responses=declared(401, 403, 404)
+)
 async def audit_trail(summit_id: str, service: Service, _: Operator) -> AuditOut:
-    trail = await service.catalog.audit_trail(summit_id)
-    verdict = audit.verify(trail)
+    """The trail and every check of it: its chain, its signatures and the summit's head."""
+    checked = await service.audit.check(summit_id)
+    verdict = checked.verdict
+    first = verdict.problems[0] if verdict.problems else None
     return AuditOut(
         ok=verdict.ok,
         records=verdict.records,
-        broken_seq=verdict.broken_seq,
-        problem=verdict.problem,
+        public_key=checked.public_key,
+        head=AuditHeadOut(seq=checked.head.seq, hash=checked.head.hash),
+        chain_ok=verdict.holds("chain"),
+        signatures_ok=verdict.holds("signature"),
+        head_ok=verdict.holds("head"),
+        broken_seq=first.seq if first else None,
+        problem=first.message if first else None,
+        problems=[
+            AuditProblemOut(check=p.check, seq=p.seq, message=p.message) for p in verdict.problems
+        ],
         trail=[
             AuditRecordOut(
                 seq=e.seq,
@@ -307,10 +323,23 @@ async def audit_trail(summit_id: str, service: Service, _: Operator) -> AuditOut
                 action=e.action,
                 details=dict(e.details),
                 hash=e.hash,
+                signature=e.signature,
             )
-            for e in trail
+            for e in checked.entries
         ],
     )
+
+
+@router.get(
+    "/summits/{summit_id}/audit/receipt",
+    response_model=ReceiptOut,
+    responses=declared(401, 403, 404, 409),
+)
+async def audit_receipt(summit_id: str, caller: Caller, service: Service) -> ReceiptOut:
+    """A coordinator's receipt of the audit trail's head, signed by the server: keep it,
+    and `summitry audit verify` finds any later rewrite, truncation or emptying."""
+    receipt = await service.audit.receipt(caller, summit_id)
+    return ReceiptOut(**receipt.document())
 
 
 @router.get("/public/{slug}", response_model=PublicView)

@@ -23,6 +23,7 @@ from summitry.domain.errors import (
     StaleVersion,
     SummitryError,
 )
+from summitry.web.schemas import ErrorOut
 
 STATUS: dict[type[SummitryError], tuple[int, str]] = {
     InvalidInput: (422, "invalid_input"),
@@ -37,6 +38,21 @@ STATUS: dict[type[SummitryError], tuple[int, str]] = {
     NotIssuedHere: (401, "not_authenticated"),
     NotPermitted: (403, "forbidden"),
     NotFound: (404, "not_found"),
+}
+
+
+def declared(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The error answers a route may give, for its OpenAPI `responses`."""
+    return {
+        status: {"model": ErrorOut, "description": ERROR_ANSWERS[status]} for status in statuses
+    }
+
+
+ERROR_ANSWERS = {
+    401: "No credential, or one this server never issued, expired or revoked",
+    403: "The credential does not allow this",
+    404: "No such summit",
+    409: "Not now: the state does not allow it",
 }
 
 

@@ -99,6 +99,14 @@ class InvitationOut(BaseModel):
     participant: ParticipantView
 
 
+class ErrorOut(BaseModel):
+    """Every error's body (`web/errors.py`)."""
+
+    error: str = Field(examples=["forbidden"])
+    message: str
+    field: str | None = Field(default=None, description="The input at fault, if one is")
+
+
 class AuditRecordOut(BaseModel):
     seq: int
     at: datetime
@@ -106,14 +114,47 @@ class AuditRecordOut(BaseModel):
     action: str
     details: dict[str, object]
     hash: str
+    signature: str | None = Field(description="Ed25519 over the hash, base64url; none if unsigned")
+
+
+class AuditHeadOut(BaseModel):
+    seq: int = Field(description="The newest record's number, as the summit's row keeps it")
+    hash: str
+
+
+class AuditProblemOut(BaseModel):
+    check: str = Field(description="chain, signature, head or receipt")
+    seq: int
+    message: str
 
 
 class AuditOut(BaseModel):
-    ok: bool
+    ok: bool = Field(description="Every check holds")
     records: int
-    broken_seq: int | None
-    problem: str | None
+    public_key: str = Field(description="The Ed25519 key that signs the trail: raw, base64url")
+    head: AuditHeadOut
+    chain_ok: bool = Field(description="Numbering, links and hashes hold from the first record")
+    signatures_ok: bool = Field(description="Every record is signed with the server's key")
+    head_ok: bool = Field(description="The trail's last record is the head the summit keeps")
+    broken_seq: int | None = Field(description="The record of the first problem")
+    problem: str | None = Field(description="The first problem")
+    problems: list[AuditProblemOut] = Field(description="The first problem of each check")
     trail: list[AuditRecordOut]
+
+
+class ReceiptOut(BaseModel):
+    """The head of a summit's audit trail signed by the server, for a coordinator to keep:
+    `summitry audit verify SUMMIT --receipt FILE` then refuses any trail that no longer
+    holds record `seq` with this hash. The signature is Ed25519 over
+    `"summitry audit receipt\n"` followed by the JSON of `at`, `hash`, `seq` and `summit`
+    (keys sorted, no white space, UTF-8)."""
+
+    summit: str
+    seq: int
+    hash: str
+    at: str = Field(description="The time of record `seq`, ISO 8601, exactly as signed")
+    signature: str = Field(description="Ed25519, base64url")
+    public_key: str = Field(description="The server's audit key: raw, base64url")
 
 
 class Health(BaseModel):

@@ -1,5 +1,8 @@
 // The coordinator's console: the phase controls, the lobby's waiting list, the own side's
-// roster and invitations, and what the other side is doing.
+// roster and invitations, what the other side is doing, and the audit receipt: the head of
+// the summit's audit trail signed by the server, fetched again at every phase change, for
+// the coordinator to keep (`summitry audit verify SUMMIT --receipt FILE` checks the trail
+// against it).
 
 import { ApiError } from "./api.js";
 import { phaseOf } from "./phases.js";
@@ -98,6 +101,17 @@ export class CoordinatorConsole {
     this.otherConsent = h("p.other-consent");
     this.otherList = h("ul.people", { id: "other-roster" });
     this.rosterMessage = h("p.console-message", { role: "alert" });
+    this.receipt = null; // the newest receipt of the audit trail's head
+    this.receiptVersion = null; // the summit version it was asked for
+    this.receiptButton = h("button.small", {
+      type: "button",
+      id: "receipt-download",
+      disabled: true,
+      title: "The server's signed record of the audit trail so far: keep it",
+      onclick: () => this.downloadReceipt(),
+      text: "Download audit receipt",
+    });
+    this.receiptNote = h("p.hint", { id: "receipt-note", text: "Fetching the audit receipt…" });
 
     this.inviteName = h("input", {
       id: "invite-name",
@@ -132,6 +146,7 @@ export class CoordinatorConsole {
         this.consentBox,
         this.actionsBox,
         this.actionMessage,
+        h("div.receipt", { id: "console-receipt" }, this.receiptButton, this.receiptNote),
       ),
       h(
         "section.panel.panel-waiting",
@@ -162,6 +177,7 @@ export class CoordinatorConsole {
     const { summit, me, people } = this.state;
     if (!summit || !me) return;
     this.renderActions(summit, me);
+    if (summit.version !== this.receiptVersion) this.fetchReceipt(summit.version);
     // Lists are rebuilt only when what they show changed, so their buttons stay put.
     const signature = JSON.stringify([
       [...people.values()].map((p) => [p.id, p.name, p.role, p.presence]),
@@ -425,21 +441,52 @@ export class CoordinatorConsole {
   async downloadIcs(p) {
     try {
       const response = await this.app.api.raw("GET", `/participants/${p.id}/invitation.ics`);
-      const url = URL.createObjectURL(await response.blob());
-      const a = h("a", { href: url, download: `summit-${this.state.summitId}.ics` });
-      document.body.append(a);
-      a.click();
-      a.remove();
-      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+      saveFile(await response.blob(), `summit-${this.state.summitId}.ics`);
     } catch (error) {
       this.say(this.inviteMessage, messageOf(error), "error");
     }
+  }
+
+  /** The receipt of the trail's head after the summit reached `version`. */
+  async fetchReceipt(version) {
+    this.receiptVersion = version;
+    try {
+      const receipt = await this.app.api.get("/audit/receipt");
+      if (version !== this.receiptVersion) return; // a newer one is on its way
+      this.receipt = receipt;
+      this.receiptButton.disabled = false;
+      this.receiptButton.dataset.seq = String(receipt.seq);
+      this.say(
+        this.receiptNote,
+        `Signed by the server at record ${receipt.seq} of the audit trail (${receipt.hash.slice(0, 12)}…). ` +
+          "Keep it: no rewrite of the trail up to here can then go unnoticed.",
+      );
+    } catch (error) {
+      if (version === this.receiptVersion) this.say(this.receiptNote, messageOf(error), "error");
+    }
+  }
+
+  downloadReceipt() {
+    const { receipt } = this;
+    if (!receipt) return;
+    const text = `${JSON.stringify(receipt, null, 2)}\n`;
+    saveFile(new Blob([text], { type: "application/json" }), `summitry-receipt-${receipt.summit}-${receipt.seq}.json`);
   }
 
   say(el, text, kind = "info") {
     el.textContent = text;
     el.dataset.kind = kind;
   }
+}
+
+/** Saves `blob` as a file named `name` through the browser's downloads. */
+function saveFile(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const a = h("a", { href: url, download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
 function messageOf(error) {
