@@ -6,9 +6,8 @@
   Target: ratio at most 1.1.
 - The cut: from the cut (the summit's `private_since`) to the first sealed frame of each
   sender in the room pages.
-- The rekey on a join: from the server recording a joining browser's public key (a
-  reload into the call: a new key pair, as anyone new) to the moment every sender
-  already in the call seals with the new key, so the newcomer cannot open what was said
+- The rekey on a join: from the server recording a newcomer's public key to the moment
+  every sender already in the call seals with the new key, so the newcomer cannot open what was said
   before. Target: at most 1 s.
 - The rekey on a removal: from a coordinator removing a participant to the moment every
   remaining sender seals with the new key. Target: at most 1 s."""
@@ -29,6 +28,8 @@ from tests.e2e.test_room import (
     RU_PRINCIPAL,
     US_COORDINATOR,
     Call,
+    invite,
+    open_room,
     phase_everywhere,
 )
 from tests.servers import OPERATOR_TOKEN, Server, bearer
@@ -36,6 +37,7 @@ from tests.servers import OPERATOR_TOKEN, Server, bearer
 ROUNDS = 3
 ROUND_SECONDS = 8
 SUMMITS = 3
+NEWCOMER = "Sergey Lavrov"
 
 # An in-page call carrying the fake camera at 720p30; with `sealed`, both ends run the
 # product's worker with a key and seal every frame.
@@ -157,8 +159,8 @@ async def in_force(http: httpx.AsyncClient, call: Call) -> int:
 
 async def cut_and_rekey(browser: Browser, server: Server) -> tuple[list[float], float, float]:
     """One summit: the gap from the cut to each sender's first sealed frame, the time from
-    the principal joining again to every coordinator sealing with the new key, and from
-    removing the principal to the same."""
+    a delegate joining to every coordinator sealing with the new key, and from removing
+    the principal to the same."""
     async with httpx.AsyncClient(base_url=server.url, timeout=15) as http:
         call = await live_call(browser, http, server, None)
         try:
@@ -178,7 +180,14 @@ async def cut_and_rekey(browser: Browser, server: Server) -> tuple[list[float], 
                         gaps.append(c["firstEncryptedAt"] - cut_at)
 
             epoch = await in_force(http, call)
-            await call[RU_PRINCIPAL].reload()  # back into the call with a new key pair
+            link = await invite(call[RU_COORDINATOR], NEWCOMER, "delegate")
+            call.people[NEWCOMER] = await open_room(browser, link, NEWCOMER)
+            await call[NEWCOMER].locator("#join").click()
+            await (
+                call[RU_COORDINATOR]
+                .locator(f'#waiting-list li[data-name="{NEWCOMER}"] button.admit')
+                .click()
+            )
             rekeyed_at = await switched(call, epoch)
             trail = (
                 await http.get(f"/api/v1/summits/{summit.id}/audit", headers=bearer(OPERATOR_TOKEN))

@@ -563,19 +563,45 @@ async def test_a_server_that_announces_the_public_part_after_the_private_one_is_
         await expect(putin.locator("body")).to_have_attribute("data-screen", "call")
 
 
+async def settled(http: httpx.AsyncClient, summit_id: str, token: str) -> dict[str, Any]:
+    """The key exchange once every member holds the key in force and none is coming."""
+    async with asyncio.timeout(QUICK_TIMEOUT_MS / 1000):
+        while True:
+            keys = await key_exchange(http, summit_id, token)
+            epoch = keys["in_force"]
+            if keys["pending"] is None and all(epoch in m["holds"] for m in keys["members"]):
+                return keys
+            await asyncio.sleep(0.1)
+
+
+async def test_a_reload_keeps_the_browsers_key_and_the_security_code(
+    private_call: Call, http: httpx.AsyncClient
+) -> None:
+    summit = private_call.summit
+    before = await settled(http, summit.id, summit.ru_token)
+    codes = {name: await security_code(private_call[name]) for name in private_call.people}
+    assert len(set(codes.values())) == 1, codes
+    us = private_call[US_COORDINATOR]
+    await us.reload()
+    await expect(us.locator("body")).to_have_attribute("data-screen", "call")
+    await expect(us.locator("#e2ee")).to_have_attribute(
+        "data-status", "on", timeout=QUICK_TIMEOUT_MS
+    )
+    after = await settled(http, summit.id, summit.ru_token)
+    keys_of = {m["participant_id"]: m["public_key"] for m in before["members"]}
+    assert {m["participant_id"]: m["public_key"] for m in after["members"]} == keys_of
+    assert after["in_force"] == before["in_force"]  # the same browser: no new key needed
+    assert await security_code(us) == codes[US_COORDINATOR]
+    await wait_for_media(us, [RU_COORDINATOR, RU_PRINCIPAL])
+
+
 async def test_a_removed_participant_decodes_nothing_sent_after_the_rekey(
     private_call: Call, e2e_server: Server, http: httpx.AsyncClient
 ) -> None:
     summit = private_call.summit
     putin = private_call[RU_PRINCIPAL]
     feeds = await feeds_of(http, summit.id, summit.ru_token)
-    async with asyncio.timeout(QUICK_TIMEOUT_MS / 1000):
-        while True:  # the rekey after the delegate left is over: everyone holds the key
-            keys = await key_exchange(http, summit.id, summit.ru_token)
-            epoch = keys["in_force"]
-            if keys["pending"] is None and all(epoch in m["holds"] for m in keys["members"]):
-                break
-            await asyncio.sleep(0.1)
+    epoch = (await settled(http, summit.id, summit.ru_token))["in_force"]
     # He keeps a direct line into Janus, and a copy of his keys, as a leaker would.
     curious = CuriousSubscriber(e2e_server, summit.id)
     try:

@@ -1,5 +1,6 @@
 // End-to-end encryption of the private phase, in this browser. Our ECDH P-256 key pair
-// is made here and its private half never leaves; media keys are made in a member's
+// is made here, kept in IndexedDB for the summit (so a reload is not a key change), and
+// its private half never leaves; media keys are made in a member's
 // browser, wrapped for each member's public key, and relayed by the server, which can
 // open none of them. The security code on every screen is derived from all public keys:
 // read aloud and compared, it shows that nobody (the server included) swapped a key.
@@ -51,6 +52,36 @@ function fromBase64Url(text) {
   return Uint8Array.from(plain, (c) => c.charCodeAt(0));
 }
 
+const KEY_DATABASE = "summitry-keys";
+const KEY_STORE = "pairs";
+
+/** One request on this browser's kept key pairs. */
+function onKeyPairs(mode, request) {
+  return new Promise((resolve, reject) => {
+    const opening = indexedDB.open(KEY_DATABASE, 1);
+    opening.onupgradeneeded = () => opening.result.createObjectStore(KEY_STORE);
+    opening.onerror = () => reject(opening.error);
+    opening.onsuccess = () => {
+      const db = opening.result;
+      const done = request(db.transaction(KEY_STORE, mode).objectStore(KEY_STORE));
+      done.onsuccess = () => resolve(done.result);
+      done.onerror = () => reject(done.error);
+      db.close(); // closes once the request is done
+    };
+  });
+}
+
+/** Our key pair for this summit, made once: IndexedDB keeps the private half as a
+ * CryptoKey that nothing, not even this page, can extract. */
+async function keptKeyPair(id) {
+  const kept = await onKeyPairs("readonly", (store) => store.get(id)).catch(() => undefined);
+  if (kept) return kept;
+  const pair = await crypto.subtle.generateKey({ name: "ECDH", namedCurve: "P-256" }, false, ["deriveBits"]);
+  const record = { publicKey: pair.publicKey, privateKey: pair.privateKey };
+  await onKeyPairs("readwrite", (store) => store.put(record, id)).catch(() => {});
+  return record;
+}
+
 /** The security code of a set of public keys: the same on every screen that saw the same keys. */
 export async function securityCode(summitId, publicKeys) {
   const input = te.encode(["summitry security code v1", summitId, ...[...publicKeys].sort()].join("\n"));
@@ -90,11 +121,13 @@ export class EndToEnd {
     this.timer = null;
   }
 
-  /** Makes our key pair and joins the key exchange. */
+  get keyPairId() {
+    return `${this.summitId} ${this.me}`;
+  }
+
+  /** Takes our key pair (made on the first visit) and joins the key exchange. */
   async start() {
-    this.keyPair ||= await crypto.subtle.generateKey({ name: "ECDH", namedCurve: "P-256" }, false, [
-      "deriveBits",
-    ]);
+    this.keyPair ||= await keptKeyPair(this.keyPairId);
     this.publicKey ||= toBase64Url(await crypto.subtle.exportKey("raw", this.keyPair.publicKey));
     await this.api.put("/e2ee/public-key", { public_key: this.publicKey });
     clearInterval(this.timer);
@@ -107,9 +140,10 @@ export class EndToEnd {
     this.timer = null;
   }
 
-  /** Forgets every key (we were removed, or the summit is over). */
+  /** Forgets every key, our key pair too (we were removed, or the summit is over). */
   forget() {
     this.stop();
+    onKeyPairs("readwrite", (store) => store.delete(this.keyPairId)).catch(() => {});
     this.ring.clear();
     this.view = null;
     this.worker.postMessage({ type: "forget" });
