@@ -159,8 +159,8 @@ async def in_force(http: httpx.AsyncClient, call: Call) -> int:
 
 async def cut_and_rekey(browser: Browser, server: Server) -> tuple[list[float], float, float]:
     """One summit: the gap from the cut to each sender's first sealed frame, the time from
-    a delegate joining to every coordinator sealing with the new key, and from removing
-    the principal to the same."""
+    an observer joining (he sends nothing: the call keeps its load) to every coordinator
+    sealing with the new key, and from removing the principal to the same."""
     async with httpx.AsyncClient(base_url=server.url, timeout=15) as http:
         call = await live_call(browser, http, server, None)
         try:
@@ -180,7 +180,7 @@ async def cut_and_rekey(browser: Browser, server: Server) -> tuple[list[float], 
                         gaps.append(c["firstEncryptedAt"] - cut_at)
 
             epoch = await in_force(http, call)
-            link = await invite(call[RU_COORDINATOR], NEWCOMER, "delegate")
+            link = await invite(call[RU_COORDINATOR], NEWCOMER, "observer")
             call.people[NEWCOMER] = await open_room(browser, link, NEWCOMER)
             await call[NEWCOMER].locator("#join").click()
             await (
