@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 from common import bench_page, chromium, cpu_seconds, in_namespace, report, summary, summitry
 from playwright.async_api import Browser, Page
-from tests.e2e.test_private import counters, key_exchange, live_call
+from tests.e2e.test_private import counters, live_call, settled
 from tests.e2e.test_room import (
     RU_COORDINATOR,
     RU_PRINCIPAL,
@@ -145,18 +145,6 @@ async def switched(call: Call, epoch: int) -> float:
     return max(since.values())
 
 
-async def in_force(http: httpx.AsyncClient, call: Call) -> int:
-    summit = call.summit
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        keys = await key_exchange(http, summit.id, summit.ru_token)
-        epoch = keys["in_force"]
-        if keys["pending"] is None and all(epoch in m["holds"] for m in keys["members"]):
-            return int(epoch)
-        await asyncio.sleep(0.05)
-    raise AssertionError("the key exchange did not settle")
-
-
 async def cut_and_rekey(browser: Browser, server: Server) -> tuple[list[float], float, float]:
     """One summit: the gap from the cut to each sender's first sealed frame, the time from
     an observer joining (he sends nothing: the call keeps its load) to every coordinator
@@ -179,7 +167,7 @@ async def cut_and_rekey(browser: Browser, server: Server) -> tuple[list[float], 
                     if c["side"] == "send":
                         gaps.append(c["firstEncryptedAt"] - cut_at)
 
-            epoch = await in_force(http, call)
+            epoch = (await settled(http, summit.id, summit.ru_token))["in_force"]
             link = await invite(call[RU_COORDINATOR], NEWCOMER, "observer")
             call.people[NEWCOMER] = await open_room(browser, link, NEWCOMER)
             await call[NEWCOMER].locator("#join").click()
@@ -195,7 +183,7 @@ async def cut_and_rekey(browser: Browser, server: Server) -> tuple[list[float], 
             posted = [r["at"] for r in trail if r["action"] == "e2ee_public_key"][-1]
             join_rekey = rekeyed_at - datetime.fromisoformat(posted).timestamp() * 1000
 
-            epoch = await in_force(http, call)
+            epoch = (await settled(http, summit.id, summit.ru_token))["in_force"]
             people = (
                 await http.get(
                     f"/api/v1/summits/{summit.id}/participants", headers=bearer(summit.ru_token)

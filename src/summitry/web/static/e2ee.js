@@ -34,7 +34,7 @@ const ALARMS = {
 
 /** What the screen says of an alarm raised by the key exchange. */
 export function alarmText(alarm) {
-  return ALARMS[alarm] || alarm;
+  return ALARMS[alarm];
 }
 
 /** Whether this browser can encrypt frames at all; the PeerConnection options it needs. */
@@ -106,7 +106,7 @@ export class EndToEnd {
     this.asked = new Map();
     this.keyPair = null;
     this.publicKey = null;
-    this.ring = new Map(); // epoch → CryptoKey (kept extractable: we may wrap it for others)
+    this.ring = new Map(); // epoch → CryptoKey (not extractable: nobody is handed an older key)
     this.view = null;
     this.phase = null;
     this.private = false;
@@ -324,7 +324,7 @@ export class EndToEnd {
       key,
       { name: "AES-GCM", iv: bytes.subarray(0, 12), additionalData: info },
       { name: "AES-GCM" },
-      true,
+      false,
       ["encrypt", "decrypt"],
     );
   }

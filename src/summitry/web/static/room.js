@@ -228,11 +228,11 @@ function renderSecurity() {
   codeEl.dataset.code = code.map((c) => c.name).join(" ");
   const members = room.e2ee.view?.members || [];
   el.title = `The code is made from the ${members.length} public ${members.length === 1 ? "key" : "keys"} in the call. Read it aloud: every screen must show the same.`;
-  const alarms = [...room.e2ee.alarms, ...strangers(members)];
+  const alarms = [...[...room.e2ee.alarms].map(alarmText), ...strangers(members)];
   el.toggleAttribute("data-alarm", alarms.length > 0);
   el.dataset.alarms = [...room.e2ee.alarms].join(" ");
   $("#e2ee-detail").textContent = alarms.length
-    ? alarms.map(alarmText).join(" ")
+    ? alarms.join(" ")
     : room.e2ee.problem
       ? room.e2ee.problem
       : status === "waiting"
