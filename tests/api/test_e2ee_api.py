@@ -35,6 +35,15 @@ def blob() -> str:
     return b64url(os.urandom(60))
 
 
+def transcript(*members: tuple[str, str, str]) -> list[dict[str, str]]:
+    """What a key's recipients are told it was made for: (id, name, public key) each, in
+    participant id order."""
+    return [
+        {"participant_id": id_, "name": name, "public_key": key}
+        for id_, name, key in sorted(members)
+    ]
+
+
 @dataclass
 class Person:
     id: str
@@ -191,9 +200,12 @@ async def test_key_exchange_from_first_key_to_rekey_after_a_departure(
     wraps = {ru.id: blob(), us.id: blob()}
     assert (await keys.make(ru, 1, wraps)).status_code == 204
     offered = await keys.view(us)
-    assert offered["keys_for_you"] == [{"epoch": 1, "sender_id": ru.id, "wrapped": wraps[us.id]}]
+    pair = transcript((ru.id, "Yuri Ushakov", ru_key), (us.id, "Jake Sullivan", us_key))
+    assert offered["keys_for_you"] == [
+        {"epoch": 1, "sender_id": ru.id, "wrapped": wraps[us.id], "transcript": pair}
+    ]
     assert (await keys.view(ru))["keys_for_you"] == [
-        {"epoch": 1, "sender_id": ru.id, "wrapped": wraps[ru.id]}
+        {"epoch": 1, "sender_id": ru.id, "wrapped": wraps[ru.id], "transcript": pair}
     ]
     assert offered["pending"] == 1 or offered["in_force"] == 1  # in force after 1 s anyway
     assert (await keys.confirm(ru, 1)).status_code == 204
@@ -219,7 +231,16 @@ async def test_key_exchange_from_first_key_to_rekey_after_a_departure(
     refused(await keys.make(ru, 2, {ru.id: blob(), us.id: blob()}), 422, "invalid_input")
     assert (await keys.make(ru, 2, trio)).status_code == 204
     assert (await keys.view(putin))["keys_for_you"] == [
-        {"epoch": 2, "sender_id": ru.id, "wrapped": trio[putin.id]}
+        {
+            "epoch": 2,
+            "sender_id": ru.id,
+            "wrapped": trio[putin.id],
+            "transcript": transcript(
+                (ru.id, "Yuri Ushakov", ru_key),
+                (us.id, "Jake Sullivan", us_key),
+                (putin.id, "Vladimir Putin", putin_key),
+            ),
+        }
     ]
     for person in (ru, us, putin):
         assert (await keys.confirm(person, 2)).status_code == 204
@@ -293,8 +314,9 @@ async def test_a_reloaded_browser_gets_everyone_a_new_key(
     fresh = {ru.id: blob(), us.id: blob()}
     refused(await keys.make(us, 2, fresh), 403, "forbidden")
     assert (await keys.make(ru, 2, fresh)).status_code == 204
-    assert (await keys.view(us))["keys_for_you"] == [
-        {"epoch": 2, "sender_id": ru.id, "wrapped": fresh[us.id]}
+    offered = (await keys.view(us))["keys_for_you"]
+    assert [(k["epoch"], k["sender_id"], k["wrapped"]) for k in offered] == [
+        (2, ru.id, fresh[us.id])
     ]
     assert (await keys.confirm(us, 2)).status_code == 204
     assert (await keys.view(us))["receives_private"]

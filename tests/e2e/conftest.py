@@ -10,8 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, async_playwright, expect
 
+from tests.e2e.test_private import live_call
+from tests.e2e.test_room import QUICK_TIMEOUT_MS, US_COORDINATOR, Call, phase_everywhere
 from tests.servers import Server, running_summitry
 
 CHROMIUM = "/usr/bin/chromium"
@@ -50,6 +52,7 @@ def chromium_path() -> str:
 
 @pytest.fixture(scope="session")
 async def browser(chromium_path: str) -> AsyncIterator[Browser]:
+    expect.set_options(timeout=QUICK_TIMEOUT_MS)
     async with async_playwright() as playwright:
         chromium = await playwright.chromium.launch(
             executable_path=chromium_path, args=CHROMIUM_ARGS, headless=True
@@ -88,3 +91,31 @@ def vendor_assets() -> Path:
     vendor = REPO_ROOT / "src" / "summitry" / "web" / "static" / "vendor"
     assert (vendor / "hls.min.js").is_file(), done.stderr
     return vendor
+
+
+@pytest.fixture(scope="module")
+async def call(
+    browser: Browser, http: httpx.AsyncClient, e2e_server: Server, shots: Path | None
+) -> AsyncIterator[Call]:
+    """Both coordinators and the Russian principal in a live summit, one per module that
+    asks for it (test_room.py has a call of its own)."""
+    call = await live_call(browser, http, e2e_server, shots)
+    try:
+        yield call
+    finally:
+        await call.close()
+
+
+@pytest.fixture
+async def private_call(call: Call) -> Call:
+    """The call in the private phase with every screen encrypted, whichever tests ran
+    before (the first one makes the cut itself)."""
+    coordinator = call[US_COORDINATOR]
+    if await coordinator.locator("#phase-banner").get_attribute("data-phase") != "private":
+        await coordinator.locator('#console button[data-action="cut"]').click()
+        await phase_everywhere(call, "private", "PRIVATE")
+    for page in call.pages:
+        await expect(page.locator("#e2ee")).to_have_attribute(
+            "data-status", "on", timeout=QUICK_TIMEOUT_MS
+        )
+    return call

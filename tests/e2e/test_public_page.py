@@ -18,6 +18,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, expect
 
+from tests.e2e.test_room import MEDIA_TIMEOUT_MS, QUICK_TIMEOUT_MS
 from tests.media.conftest import invite
 from tests.media.peers import Publisher, Subscriber, gather_only_on
 from tests.media.test_room import wait_feeds
@@ -25,8 +26,7 @@ from tests.servers import Seeded, Server, bearer, create_summit
 
 VIEWER_ZONE = "Asia/Tokyo"
 SIDES = ["Russian Federation", "United States"]
-MEDIA_TIMEOUT = 15.0
-QUICK_TIMEOUT_MS = 8_000
+MEDIA_TIMEOUT = MEDIA_TIMEOUT_MS / 1000
 RECORDINGS_TIMEOUT_MS = 25_000
 
 

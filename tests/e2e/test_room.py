@@ -20,8 +20,11 @@ from playwright.async_api import Browser, BrowserContext, Page, Route, expect
 from tests.media.test_faults import janus_pid
 from tests.servers import Seeded, Server, create_summit, launch
 
-MEDIA_TIMEOUT_MS = 20_000
-QUICK_TIMEOUT_MS = 8_000
+# Bounds on conditions, never sleeps: a passing test waits only as long as its condition
+# takes. They are wide so that a loaded machine (CI shares its two cores) is slow, not red;
+# every `expect` without a timeout of its own waits QUICK_TIMEOUT_MS (conftest.py).
+MEDIA_TIMEOUT_MS = 30_000
+QUICK_TIMEOUT_MS = 15_000
 # Small video in tests: four encoders and twelve decoders share two cores.
 LOW_QUALITY = "localStorage.setItem('summitry.devices', JSON.stringify({quality: 'low'}))"
 
@@ -130,7 +133,10 @@ async def wait_for_media(page: Page, others: list[str]) -> dict[str, dict[str, A
                 await asyncio.sleep(0.25)
     except TimeoutError:
         state = await page.evaluate("JSON.stringify(window.summitry.state)")
-        raise AssertionError(f"no media from {others}: {seen}; state {state}") from None
+        frames = await page.evaluate("window.summitry.e2ee()?.counters()")
+        raise AssertionError(
+            f"no media from {others}: {seen}; state {state}; frames {frames}"
+        ) from None
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,12 @@ from summitry.control.caller import CLOCK_ACTOR, CallerContext
 from summitry.control.events import Announce
 from summitry.control.media import RoomMedia
 from summitry.control.unit import Spawn, UnitOfWork
-from summitry.control.views import KeyExchangeView, KeyMemberView, WrappedKeyView
+from summitry.control.views import (
+    KeyExchangeView,
+    KeyMemberView,
+    TranscriptMemberView,
+    WrappedKeyView,
+)
 from summitry.domain import e2ee
 from summitry.domain.events import FeedsChanged, KeysChanged
 from summitry.domain.phases import Phase
@@ -40,7 +45,15 @@ class KeyExchange:
         me = grant.participant_id
         mine = state.member(me)
         keys_for_me = [
-            WrappedKeyView(epoch.number, wrap.sender_id, wrap.wrapped)
+            WrappedKeyView(
+                epoch.number,
+                wrap.sender_id,
+                wrap.wrapped,
+                [
+                    TranscriptMemberView(r.recipient_id, people[r.recipient_id].name, r.public_key)
+                    for r in sorted(epoch.wraps.values(), key=lambda r: r.recipient_id)
+                ],
+            )
             for epoch in (state.in_force, state.pending)
             if epoch is not None and mine is not None
             for wrap in [epoch.wraps.get(me)]

@@ -139,10 +139,21 @@ class KeyMemberView:
 
 
 @dataclass(frozen=True)
+class TranscriptMemberView:
+    participant_id: str
+    name: str
+    public_key: str  # the key this member's copy was wrapped for
+
+
+@dataclass(frozen=True)
 class WrappedKeyView:
+    """A media key wrapped for the caller, with the transcript its maker bound into the
+    wrap: a browser that opens it knows for whom, and by whom, the key was made."""
+
     epoch: int
     sender_id: str
     wrapped: str
+    transcript: list[TranscriptMemberView]
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,11 @@ function countersFor(options) {
       clear: 0, // passed in the clear
       encrypted: 0,
       decrypted: 0,
-      undecryptable: 0, // sealed with a key we do not hold, or forged
+      undecryptable: 0, // sealed with a key we do not hold (yet, or any more)
+      // Sealed for an epoch whose key we hold, yet it does not open: tampered with, or
+      // sealed with another key for that epoch than ours (someone was handed a forged one).
+      forged: 0,
+      forgedEpoch: null, // of the last frame that did not open
       replayed: 0, // a frame number of that stream already taken, or too old to tell
       dropped: 0, // not sent, or not passed on, because private media must be sealed
       epoch: null, // of the last frame sealed or opened
@@ -200,10 +204,14 @@ async function open(frame, controller, options, c) {
         controller.enqueue(frame);
         return;
       } catch {
-        /* not sealed by us after all, or tampered with: below */
+        if (privatePhase) {
+          c.forged += 1;
+          c.forgedEpoch = epoch;
+          return;
+        }
+        /* public part: a clear frame that ends like a trailer by chance, below */
       }
-    }
-    if (privatePhase) {
+    } else if (privatePhase) {
       c.undecryptable += 1;
       return;
     }

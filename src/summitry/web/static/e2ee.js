@@ -1,9 +1,12 @@
 // End-to-end encryption of the private phase, in this browser. Our ECDH P-256 key pair
 // is made here, kept in IndexedDB for the summit (so a reload is not a key change), and
-// its private half never leaves; media keys are made in a member's
-// browser, wrapped for each member's public key, and relayed by the server, which can
-// open none of them. The security code on every screen is derived from all public keys:
-// read aloud and compared, it shows that nobody (the server included) swapped a key.
+// its private half never leaves; media keys are made in a member's browser, wrapped for
+// each member's public key, and relayed by the server, which can open none of them.
+// Every wrap is bound to a transcript: the summit, the epoch, the maker and each member
+// it was made for (id, name, public key). The security code on the screen is derived
+// from the transcript of the key this browser accepted, not from what the server lists
+// now: read aloud and compared, it shows that everyone holds the same key, made by the
+// same member for the same people, and that nobody (the server included) swapped a key.
 
 const te = new TextEncoder();
 const EMOJI = [
@@ -30,7 +33,13 @@ const PUBLIC_PHASES = new Set(["scheduled", "lobby", "public"]);
 const ALARMS = {
   "public-after-private":
     "The server announced the public part after the private part. Your browser keeps encrypting.",
+  "frames-do-not-open":
+    "What others send does not open with your key: someone holds another key than yours. Compare the security codes aloud.",
 };
+// Frames sealed for an epoch whose key we hold that do not open with it, between two
+// looks (every FRAME_CHECK_MS), that raise the alarm: an honest call has none.
+const FORGED_FRAMES = 10;
+const FRAME_CHECK_MS = 2000;
 
 /** What the screen says of an alarm raised by the key exchange. */
 export function alarmText(alarm) {
@@ -82,9 +91,38 @@ async function keptKeyPair(id) {
   return record;
 }
 
-/** The security code of a set of public keys: the same on every screen that saw the same keys. */
-export async function securityCode(summitId, publicKeys) {
-  const input = te.encode(["summitry security code v1", summitId, ...[...publicKeys].sort()].join("\n"));
+function byParticipant(a, b) {
+  if (a.participant_id === b.participant_id) return 0;
+  return a.participant_id < b.participant_id ? -1 : 1;
+}
+
+/** The transcript of a media key: what its maker bound into every wrap of it, in one
+ * canonical text (members in participant id order). */
+export function transcriptOf(summitId, epoch, makerId, members) {
+  const sorted = members
+    .map(({ participant_id, name, public_key }) => ({ participant_id, name, public_key }))
+    .sort(byParticipant);
+  const maker = sorted.find((m) => m.participant_id === makerId) || null;
+  const text = JSON.stringify([
+    "summitry key transcript v1",
+    summitId,
+    epoch,
+    makerId,
+    maker?.public_key ?? null,
+    sorted.map((m) => [m.participant_id, m.name, m.public_key]),
+  ]);
+  return { epoch, maker, members: sorted, text };
+}
+
+async function sha256Hex(text) {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", te.encode(text)));
+  return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** The security code of a transcript: the same on every screen that accepted the same key
+ * from the same maker for the same people. */
+export async function securityCode(transcript) {
+  const input = te.encode(`summitry security code v2\n${transcript.text}`);
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", input));
   let bits = 0n;
   for (const byte of digest.subarray(0, 8)) bits = (bits << 8n) | BigInt(byte);
@@ -107,18 +145,20 @@ export class EndToEnd {
     this.keyPair = null;
     this.publicKey = null;
     this.ring = new Map(); // epoch → CryptoKey (not extractable: nobody is handed an older key)
+    this.accepted = new Map(); // epoch → the transcript of the key we took for it
     this.view = null;
     this.phase = null;
     this.private = false;
     this.oneWay = false; // this browser saw the private phase of this summit: never clear again
     this.alarms = new Set(); // what the server did that it must not
-    this.code = null;
     this.problem = null; // what stops us from holding the key, if anything
     this.attached = new WeakSet();
     this.refreshing = null;
     this.again = false;
     this.nextTransform = 0;
     this.timer = null;
+    this.frameTimer = null;
+    this.forgedSeen = 0;
   }
 
   get keyPairId() {
@@ -132,21 +172,32 @@ export class EndToEnd {
     await this.api.put("/e2ee/public-key", { public_key: this.publicKey });
     clearInterval(this.timer);
     this.timer = setInterval(() => this.refresh().catch(() => {}), 5000);
+    clearInterval(this.frameTimer);
+    this.frameTimer = setInterval(() => this.checkFrames().catch(() => {}), FRAME_CHECK_MS);
     await this.refresh();
   }
 
   stop() {
     clearInterval(this.timer);
-    this.timer = null;
+    clearInterval(this.frameTimer);
+    this.timer = this.frameTimer = null;
   }
 
-  /** Forgets every key, our key pair too (we were removed, or the summit is over). */
-  forget() {
-    this.stop();
-    onKeyPairs("readwrite", (store) => store.delete(this.keyPairId)).catch(() => {});
-    this.ring.clear();
-    this.view = null;
-    this.worker.postMessage({ type: "forget" });
+  /** Frames sealed for an epoch whose key we hold that do not open with it mean that
+   * someone holds another key for that epoch than we do: the server handed a forged key
+   * to them or to us. The alarm ends once a newer key is in force and frames open again. */
+  async checkFrames() {
+    const received = (await this.counters()).filter((c) => c.side === "receive");
+    const forged = received.reduce((n, c) => n + c.forged, 0);
+    const fresh = forged - this.forgedSeen;
+    this.forgedSeen = forged;
+    const newestForged = Math.max(...received.map((c) => c.forgedEpoch ?? -1));
+    const raised = this.alarms.has("frames-do-not-open");
+    if (fresh >= FORGED_FRAMES) this.alarms.add("frames-do-not-open");
+    else if (raised && fresh === 0 && (this.view?.in_force ?? -1) > newestForged) {
+      this.alarms.delete("frames-do-not-open");
+    }
+    if (raised !== this.alarms.has("frames-do-not-open")) this.onChange();
   }
 
   // --- frames
@@ -239,15 +290,18 @@ export class EndToEnd {
       this.again = true;
       return;
     }
-    const keysOf = new Map(view.members.map((m) => [m.participant_id, m.public_key]));
     let problem = null;
     for (const offered of view.keys_for_you) {
-      if (this.ring.has(offered.epoch)) continue;
-      const senderKey = keysOf.get(offered.sender_id);
+      if (this.ring.has(offered.epoch)) continue; // a key once taken for an epoch stays
       try {
-        if (!senderKey) throw new Error("its sender left");
-        const key = await this.unwrap(offered, senderKey);
+        const transcript = transcriptOf(this.summitId, offered.epoch, offered.sender_id, offered.transcript);
+        const mine = transcript.members.find((m) => m.participant_id === this.me);
+        if (mine?.public_key !== this.publicKey) throw new Error("it was not made for this browser's key");
+        if (!transcript.maker) throw new Error("its maker is not one of its members");
+        const key = await this.unwrap(offered, transcript);
+        transcript.code = await securityCode(transcript);
         this.ring.set(offered.epoch, key);
+        this.accepted.set(offered.epoch, transcript);
         this.worker.postMessage({ type: "key", epoch: offered.epoch, key });
         await this.api.post("/e2ee/confirmations", { epoch: offered.epoch });
       } catch (error) {
@@ -257,7 +311,9 @@ export class EndToEnd {
     }
     this.problem = problem;
     for (const epoch of this.ring.keys()) {
-      if (epoch < (view.in_force ?? 0) - 2) this.ring.delete(epoch);
+      if (epoch >= (view.in_force ?? 0) - 2) continue;
+      this.ring.delete(epoch);
+      this.accepted.delete(epoch);
     }
     if (view.make_key) {
       try {
@@ -268,7 +324,6 @@ export class EndToEnd {
       }
       this.again = true;
     }
-    this.code = await securityCode(this.summitId, view.members.map((m) => m.public_key));
     this.applyMode();
     this.onChange();
   }
@@ -276,15 +331,18 @@ export class EndToEnd {
   async makeKey(view) {
     const key = await crypto.subtle.generateKey({ name: "AES-GCM", length: 256 }, true, ["encrypt", "decrypt"]);
     const epoch = view.next_epoch;
+    const transcript = transcriptOf(this.summitId, epoch, this.me, view.members);
     const wraps = {};
-    for (const member of view.members) {
-      wraps[member.participant_id] = await this.wrap(key, epoch, member.participant_id, member.public_key);
+    for (const member of transcript.members) {
+      wraps[member.participant_id] = await this.wrap(key, transcript, member);
     }
     await this.api.post("/e2ee/epochs", { epoch, wraps });
   }
 
-  /** The key that wraps media keys between `sender` and `recipient`: ECDH, then HKDF. */
-  async wrappingKey(otherPublicKey, epoch, sender, recipient) {
+  /** The key that wraps a media key between its maker and one recipient: ECDH, then
+   * HKDF bound to the key's transcript, so that a wrap opens only for the transcript its
+   * maker saw. */
+  async wrappingKey(otherPublicKey, transcript, recipient) {
     const other = await crypto.subtle.importKey(
       "raw",
       fromBase64Url(otherPublicKey),
@@ -294,7 +352,10 @@ export class EndToEnd {
     );
     const shared = await crypto.subtle.deriveBits({ name: "ECDH", public: other }, this.keyPair.privateKey, 256);
     const material = await crypto.subtle.importKey("raw", shared, "HKDF", false, ["deriveKey"]);
-    const info = te.encode(`summitry media key v1 ${epoch} ${sender} ${recipient}`);
+    const bound = await sha256Hex(transcript.text);
+    const info = te.encode(
+      `summitry media key v2 ${transcript.epoch} ${transcript.maker.participant_id} ${recipient} ${bound}`,
+    );
     const key = await crypto.subtle.deriveKey(
       { name: "HKDF", hash: "SHA-256", salt: te.encode(this.summitId), info },
       material,
@@ -305,8 +366,8 @@ export class EndToEnd {
     return { key, info };
   }
 
-  async wrap(mediaKey, epoch, recipient, recipientPublicKey) {
-    const { key, info } = await this.wrappingKey(recipientPublicKey, epoch, this.me, recipient);
+  async wrap(mediaKey, transcript, recipient) {
+    const { key, info } = await this.wrappingKey(recipient.public_key, transcript, recipient.participant_id);
     const iv = crypto.getRandomValues(new Uint8Array(12));
     const sealed = await crypto.subtle.wrapKey("raw", mediaKey, key, { name: "AES-GCM", iv, additionalData: info });
     const out = new Uint8Array(12 + sealed.byteLength);
@@ -315,8 +376,8 @@ export class EndToEnd {
     return toBase64Url(out);
   }
 
-  async unwrap(offered, senderPublicKey) {
-    const { key, info } = await this.wrappingKey(senderPublicKey, offered.epoch, offered.sender_id, this.me);
+  async unwrap(offered, transcript) {
+    const { key, info } = await this.wrappingKey(transcript.maker.public_key, transcript, this.me);
     const bytes = fromBase64Url(offered.wrapped);
     return crypto.subtle.unwrapKey(
       "raw",
@@ -330,6 +391,16 @@ export class EndToEnd {
   }
 
   // --- what the screen says
+
+  /** The transcript of the key in force, if we took it: who it was made for, by whom. */
+  get transcript() {
+    return this.accepted.get(this.view?.in_force) || null;
+  }
+
+  /** The security code of the key in force, if we hold it. */
+  get code() {
+    return this.transcript?.code || null;
+  }
 
   /** "on": private and we hold the key in force; "waiting": private, key not (yet) ours;
    * "public": frames go in the clear because the talks are broadcast; "unsupported". */

@@ -221,17 +221,22 @@ function renderSecurity() {
   if (!inCall) return;
   const status = room.e2ee.status;
   el.dataset.status = status;
-  $("#e2ee-text").textContent = SECURITY_TEXT[status];
+
   const code = room.e2ee.code || [];
   const codeEl = $("#e2ee-code");
   codeEl.replaceChildren(...code.map((c) => h("span.code-emoji", { text: c.emoji, title: c.name })));
   codeEl.dataset.code = code.map((c) => c.name).join(" ");
-  const members = room.e2ee.view?.members || [];
-  el.title = `The code is made from the ${members.length} public ${members.length === 1 ? "key" : "keys"} in the call. Read it aloud: every screen must show the same.`;
+  const members = room.e2ee.transcript?.members || [];
+  const epoch = room.e2ee.transcript?.epoch;
+  el.title = epoch
+    ? `The code is made from key ${epoch}: who made it, and the ${members.length} public ${members.length === 1 ? "key" : "keys"} it was made for. Read it aloud: every screen must show the same.`
+    : "";
   const alarms = [...[...room.e2ee.alarms].map(alarmText), ...strangers(members)];
+  $("#e2ee-text").textContent = alarms.length ? `Security alarm · ${SECURITY_TEXT[status]}` : SECURITY_TEXT[status];
   el.toggleAttribute("data-alarm", alarms.length > 0);
   el.dataset.alarms = [...room.e2ee.alarms].join(" ");
-  $("#e2ee-detail").textContent = alarms.length
+  const detail = $("#e2ee-detail");
+  detail.textContent = detail.title = alarms.length
     ? alarms.join(" ")
     : room.e2ee.problem
       ? room.e2ee.problem
@@ -244,24 +249,25 @@ function renderSecurity() {
   holders.textContent = holders.title = holdersText(members);
 }
 
-/** Who holds the key in force, by side: the people the private talks are open to. */
+/** Whom the key in force was made for, by side: the people the private talks are open to. */
 function holdersText(members) {
-  const epoch = room.e2ee.view?.in_force;
-  const holders = members.filter((m) => epoch != null && m.holds.includes(epoch));
-  if (!holders.length) return "";
+  if (!members.length) return "";
+  const sideOf = (m) => state.people.get(m.participant_id)?.side_id;
   const bySide = (state.summit?.sides || []).map((side) => {
-    const names = holders.filter((m) => m.side_id === side.id).map((m) => m.name);
+    const names = members.filter((m) => sideOf(m) === side.id).map((m) => m.name);
     return names.length ? `${side.name}: ${names.join(", ")}` : null;
   });
-  const count = `${holders.length} ${holders.length === 1 ? "person holds" : "people hold"} the key`;
+  const unknown = members.filter((m) => !sideOf(m)).map((m) => m.name);
+  if (unknown.length) bySide.push(`not in this room: ${unknown.join(", ")}`);
+  const count = `${members.length} ${members.length === 1 ? "person holds" : "people hold"} the key`;
   return `${count} · ${bySide.filter(Boolean).join(" · ")}`;
 }
 
-/** A key-exchange member this room does not show as a participant is an alarm. */
+/** Someone the key was made for whom this room does not show as a participant is an alarm. */
 function strangers(members) {
   return members
     .filter((m) => state.people.get(m.participant_id)?.name !== m.name)
-    .map((m) => `${m.name} takes part in the key exchange but is not a participant of this room.`);
+    .map((m) => `The key was also made for ${m.name}, who is not a participant of this room.`);
 }
 
 function renderAll() {
@@ -891,6 +897,9 @@ async function stats() {
       framesDecoded: video?.framesDecoded ?? 0,
       frameWidth: video?.frameWidth ?? 0,
       audioEnergy: audio?.totalAudioEnergy ?? 0,
+      // null: this tile has no receiver of that kind
+      audioPackets: audio ? audio.packetsReceived : null,
+      videoPackets: video ? video.packetsReceived : null,
       audioRms: tile.meter ? tile.meter.take() : 0,
       playing: !tile.video.paused && tile.video.readyState >= 2,
     });
