@@ -50,8 +50,9 @@ async (sealed) => {
   let worker = null;
   if (sealed) {
     worker = new Worker("/static/e2ee-worker.js");
-    const key = await crypto.subtle.generateKey({ name: "AES-GCM", length: 256 }, false,
-      ["encrypt", "decrypt"]);
+    worker.postMessage({ type: "summit", id: "e2ee-cost", me: "0123456789abcdef" });
+    const key = await crypto.subtle.importKey("raw", crypto.getRandomValues(new Uint8Array(32)),
+      "HKDF", false, ["deriveKey"]);
     worker.postMessage({ type: "key", epoch: 1, key });
     worker.postMessage({ type: "mode", private: true, sendEpoch: 1 });
   }

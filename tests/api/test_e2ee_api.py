@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import json
 import os
 import time
@@ -298,28 +299,82 @@ async def test_key_exchange_from_first_key_to_rekey_after_a_departure(
         assert secret not in text
 
 
-async def test_a_reloaded_browser_gets_everyone_a_new_key(
+def fingerprint(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+async def test_a_new_key_pair_gets_no_key_until_another_coordinator_accepts_it(
     http: httpx.AsyncClient, summit: Seeded
 ) -> None:
     keys = Keys(http, summit)
-    ru, us = await keys.coordinators_with_public_keys()
+    ru, us = await keys.coordinators_in_the_call()
+    ru_key, us_key, us_new = public_key(), public_key(), public_key()
+    for person, key in ((ru, ru_key), (us, us_key)):
+        assert (await keys.put_key(person, key)).status_code == 204
     assert (await keys.make(ru, 1, {ru.id: blob(), us.id: blob()})).status_code == 204
     await keys.confirm(ru, 1)
     await keys.confirm(us, 1)
-    assert (await keys.put_key(us, public_key())).status_code == 204  # a reload
-    reloaded, holder = await keys.view(us), await keys.view(ru)
-    assert reloaded["keys_for_you"] == [] and not reloaded["receives_private"]
-    assert holder["make_key"] and not reloaded["make_key"]
-    refused(await keys.confirm(us, 1), 409, "conflict")  # wrapped for the old key
-    fresh = {ru.id: blob(), us.id: blob()}
-    refused(await keys.make(us, 2, fresh), 403, "forbidden")
-    assert (await keys.make(ru, 2, fresh)).status_code == 204
-    offered = (await keys.view(us))["keys_for_you"]
-    assert [(k["epoch"], k["sender_id"], k["wrapped"]) for k in offered] == [
-        (2, ru.id, fresh[us.id])
+
+    # His link opened in another browser, or by someone else: a key nobody has seen.
+    assert (await keys.put_key(us, us_new)).status_code == 204
+    changed, holder = await keys.view(us), await keys.view(ru)
+    change = {
+        "participant_id": us.id,
+        "name": "Jake Sullivan",
+        "side_id": summit.us_side,
+        "public_key": us_new,
+        "pinned_key": us_key,
+    }
+    assert holder["key_changes"] == changed["key_changes"] == [change]
+    assert [m["participant_id"] for m in holder["members"]] == [ru.id]
+    assert changed["keys_for_you"] == [] and not changed["receives_private"]
+    refused(await keys.confirm(us, 1), 409, "conflict")
+    # He received the key in force: a new one is made without him meanwhile.
+    assert holder["make_key"] and not changed["make_key"]
+    refused(await keys.make(ru, 2, {ru.id: blob(), us.id: blob()}), 422, "invalid_input")
+    assert (await keys.make(ru, 2, {ru.id: blob()})).status_code == 204
+
+    accept = f"{keys.base}/e2ee/key-changes/{us.id}/acceptance"
+    putin = await keys.admitted(ru, "Vladimir Putin")
+    for who, key, status, code in (
+        (us, us_new, 403, "forbidden"),  # not his own
+        (putin, us_new, 403, "forbidden"),  # coordinators only
+        (ru, us_key, 409, "conflict"),  # not the key waiting
+    ):
+        refused(await http.post(accept, json={"public_key": key}, headers=who.auth), status, code)
+    refused(
+        await http.post(
+            f"{keys.base}/e2ee/key-changes/{ru.id}/acceptance",
+            json={"public_key": ru_key},
+            headers=us.auth,
+        ),
+        409,
+        "conflict",
+    )
+    accepted = await http.post(accept, json={"public_key": us_new}, headers=ru.auth)
+    assert accepted.status_code == 204, accepted.text
+    holder = await keys.view(ru)
+    assert holder["key_changes"] == []
+    assert [(m["participant_id"], m["public_key"]) for m in holder["members"]] == [
+        (ru.id, ru_key),
+        (us.id, us_new),
     ]
-    assert (await keys.confirm(us, 2)).status_code == 204
-    assert (await keys.view(us))["receives_private"]
+    assert holder["make_key"]  # his new key needs a key of its own
+    assert (await keys.make(ru, 3, {ru.id: blob(), us.id: blob()})).status_code == 204
+    assert [k["epoch"] for k in (await keys.view(us))["keys_for_you"]] == [3]
+    # The old browser coming back is a change again: the pin moved to the accepted key.
+    assert (await keys.put_key(us, us_key)).status_code == 204
+    assert [c["public_key"] for c in (await keys.view(ru))["key_changes"]] == [us_key]
+
+    trail = [(r["action"], r["details"]) for r in await keys.audit()]
+    changes = [d for a, d in trail if a == "e2ee_key_changed"]
+    assert changes == [
+        {"participant": us.id, "fingerprint": fingerprint(us_new), "pinned": fingerprint(us_key)},
+        {"participant": us.id, "fingerprint": fingerprint(us_key), "pinned": fingerprint(us_new)},
+    ]
+    assert [d for a, d in trail if a == "e2ee_key_change_accepted"] == [
+        {"participant": us.id, "fingerprint": fingerprint(us_new), "pinned": fingerprint(us_key)}
+    ]
 
 
 async def test_a_key_goes_in_force_by_itself_when_someone_does_not_confirm(

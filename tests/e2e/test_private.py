@@ -111,6 +111,7 @@ async ([offer, withKeys]) => {
   window.curious = curious;
   if (withKeys) {
     curious.worker = new Worker("/static/e2ee-worker.js");
+    curious.worker.postMessage({ type: "summit", id: window.summitry.state.summitId, me: null });
     for (const [epoch, key] of window.summitry.e2ee().ring) {
       curious.worker.postMessage({ type: "key", epoch, key });
     }

@@ -8,11 +8,12 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from summitry.control.caller import CLOCK_ACTOR, CallerContext
+from summitry.control.caller import CLOCK_ACTOR, CallerContext, require_coordinator
 from summitry.control.events import Announce
 from summitry.control.media import RoomMedia
 from summitry.control.unit import Spawn, UnitOfWork
 from summitry.control.views import (
+    KeyChangeView,
     KeyExchangeView,
     KeyMemberView,
     TranscriptMemberView,
@@ -22,7 +23,7 @@ from summitry.domain import e2ee
 from summitry.domain.events import FeedsChanged, KeysChanged
 from summitry.domain.phases import Phase
 from summitry.security.grants import Grant
-from summitry.store.models import KeyEpochRow, PublicKeyRow, WrappedKeyRow
+from summitry.store.models import KeyEpochRow, PinnedKeyRow, PublicKeyRow, WrappedKeyRow
 from summitry.store.repository import Repository
 
 
@@ -75,36 +76,76 @@ class KeyExchange:
                 for m in state.members
             ],
             keys_for_you=keys_for_me,
+            key_changes=[
+                KeyChangeView(
+                    participant_id=c.participant_id,
+                    name=people[c.participant_id].name,
+                    side_id=people[c.participant_id].side_id,
+                    public_key=c.public_key,
+                    pinned_key=c.pinned_key,
+                )
+                for c in state.changes
+            ],
             receives_private=state.may_receive_private(me),
             make_key=state.key_maker == me,
             next_epoch=(state.newest.number if state.newest else 0) + 1,
         )
 
     async def post_public_key(self, grant: Grant, summit_id: str, public_key: str) -> None:
-        """The caller's browser joins the key exchange (again, after a reload)."""
+        """The caller's browser joins the key exchange (again, after a reload). Its first
+        key is pinned; another one later waits for a coordinator's acceptance."""
         e2ee.decode_public_key(public_key)
         now = self._work.clock.now()
+        me = grant.participant_id
         async with self._work.command(summit_id) as repo:
             caller = await CallerContext.in_call(repo, grant, summit_id)
-            row = await repo.public_key(grant.participant_id)
+            row = await repo.public_key(me)
             if row is not None and row.public_key == public_key:
                 return
             if row is None:
                 repo.add(
                     PublicKeyRow(
-                        participant_id=grant.participant_id,
-                        summit_id=summit_id,
-                        public_key=public_key,
-                        posted_at=now,
+                        participant_id=me, summit_id=summit_id, public_key=public_key, posted_at=now
                     )
                 )
             else:
                 row.public_key, row.posted_at = public_key, now
+            details = {"participant": me, "fingerprint": e2ee.fingerprint(public_key)}
+            pin = await repo.pinned_key(me)
+            if pin is None:
+                repo.add(
+                    PinnedKeyRow(
+                        participant_id=me, summit_id=summit_id, public_key=public_key, pinned_at=now
+                    )
+                )
+            elif pin.public_key != public_key:
+                details["pinned"] = e2ee.fingerprint(pin.public_key)
+            action = "e2ee_key_changed" if "pinned" in details else "e2ee_public_key"
+            await repo.audit(summit_id, caller.actor, action, details, now)
+        await self.settle(summit_id)
+
+    async def accept_key_change(
+        self, grant: Grant, summit_id: str, participant_id: str, public_key: str
+    ) -> None:
+        """A coordinator in the call vouches for another participant's new key (asked by
+        another channel): it is pinned, and the next media key is made for it too."""
+        require_coordinator(grant)
+        now = self._work.clock.now()
+        async with self._key_command(grant, summit_id) as (repo, caller, state):
+            state.check_acceptance(grant.participant_id, participant_id, public_key)
+            pin = await repo.pinned_key(participant_id)
+            assert pin is not None  # a key change is a posted key that differs from its pin
+            before = pin.public_key
+            pin.public_key, pin.pinned_at = public_key, now
             await repo.audit(
                 summit_id,
                 caller.actor,
-                "e2ee_public_key",
-                {"participant": grant.participant_id, "fingerprint": e2ee.fingerprint(public_key)},
+                "e2ee_key_change_accepted",
+                {
+                    "participant": participant_id,
+                    "fingerprint": e2ee.fingerprint(public_key),
+                    "pinned": e2ee.fingerprint(before),
+                },
                 now,
             )
         await self.settle(summit_id)

@@ -157,12 +157,25 @@ class WrappedKeyView:
 
 
 @dataclass(frozen=True)
+class KeyChangeView:
+    """A participant whose browser posted another key than the one everyone saw: they get
+    no media key until a coordinator accepts it."""
+
+    participant_id: str
+    name: str
+    side_id: str
+    public_key: str
+    pinned_key: str
+
+
+@dataclass(frozen=True)
 class KeyExchangeView:
     private: bool
     in_force: int | None
     pending: int | None
     members: list[KeyMemberView]
     keys_for_you: list[WrappedKeyView]
+    key_changes: list[KeyChangeView]
     receives_private: bool
     make_key: bool
     next_epoch: int

@@ -88,6 +88,18 @@ class Member:
 
 
 @dataclass(frozen=True)
+class KeyChange:
+    """A participant whose browser posted another public key than the one pinned for them
+    in this summit (another browser, or someone else's): not a member, so given no media
+    key, until a coordinator accepts the change."""
+
+    participant_id: str
+    public_key: str  # the key posted now
+    pinned_key: str  # the key everyone saw before
+    posted_at: datetime
+
+
+@dataclass(frozen=True)
 class Wrap:
     recipient_id: str
     sender_id: str
@@ -107,8 +119,9 @@ class Epoch:
 
 @dataclass(frozen=True)
 class KeyState:
-    members: list[Member]  # in the order they posted their keys
+    members: list[Member]  # in the order they posted their keys, each on its pinned key
     epochs: list[Epoch]  # ascending
+    changes: list[KeyChange] = field(default_factory=list)  # keys waiting for acceptance
 
     @property
     def in_force(self) -> Epoch | None:
@@ -215,6 +228,16 @@ class KeyState:
                 f"not in the call with a public key: {', '.join(unknown)}", field="wraps"
             )
         return members
+
+    def check_acceptance(self, coordinator: str, participant_id: str, public_key: str) -> None:
+        """A coordinator in the call accepts another participant's new key, as they see it."""
+        if coordinator == participant_id:
+            raise NotPermitted("another coordinator must accept your new key")
+        change = next((c for c in self.changes if c.participant_id == participant_id), None)
+        if change is None:
+            raise Conflict("no new key of that participant waits for acceptance")
+        if change.public_key != public_key:
+            raise Conflict("that participant's key changed again: compare the new one")
 
     def check_confirm(self, participant_id: str, number: int) -> Epoch:
         epoch = self.epoch(number)

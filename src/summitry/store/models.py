@@ -142,6 +142,21 @@ class PublicKeyRow(Base):
     posted_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class PinnedKeyRow(Base):
+    """The public key everyone accepts for a participant in a summit: the first one their
+    browser posted, or the one a coordinator accepted since. Another key posted for them
+    waits for acceptance, and gets no media key meanwhile."""
+
+    __tablename__ = "e2ee_pins"
+
+    participant_id: Mapped[str] = mapped_column(
+        ForeignKey("participants.id", ondelete="CASCADE"), primary_key=True
+    )
+    summit_id: Mapped[str] = mapped_column(ForeignKey("summits.id", ondelete="CASCADE"), index=True)
+    public_key: Mapped[str] = mapped_column(String(100))
+    pinned_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class KeyEpochRow(Base):
     """A private-phase media key, known by number only: the key itself never leaves the
     browsers."""

@@ -23,6 +23,7 @@ from summitry.store.models import (
     Base,
     KeyEpochRow,
     ParticipantRow,
+    PinnedKeyRow,
     PublicKeyRow,
     ReadoutRow,
     SideRow,
@@ -175,12 +176,21 @@ class Repository:
     async def wrapped_key(self, summit_id: str, epoch: int, recipient: str) -> WrappedKeyRow | None:
         return await self.session.get(WrappedKeyRow, (summit_id, epoch, recipient))
 
+    async def pinned_key(self, participant_id: str) -> PinnedKeyRow | None:
+        return await self.session.get(PinnedKeyRow, participant_id)
+
     async def key_state(self, summit_id: str) -> e2ee.KeyState:
-        members = await self.session.scalars(
+        posted = await self.session.scalars(
             select(PublicKeyRow)
             .where(PublicKeyRow.summit_id == summit_id)
             .order_by(PublicKeyRow.posted_at, PublicKeyRow.participant_id)
         )
+        pins = {
+            pin.participant_id: pin.public_key
+            for pin in await self.session.scalars(
+                select(PinnedKeyRow).where(PinnedKeyRow.summit_id == summit_id)
+            )
+        }
         epochs = (
             await self.session.scalars(
                 select(KeyEpochRow)
@@ -195,8 +205,18 @@ class Repository:
             by_epoch[wrap.epoch][wrap.recipient_id] = e2ee.Wrap(
                 wrap.recipient_id, wrap.sender_id, wrap.public_key, wrap.wrapped, wrap.confirmed_at
             )
+        members, changes = [], []
+        for row in posted:
+            pinned = pins.get(row.participant_id, row.public_key)
+            if pinned == row.public_key:
+                members.append(e2ee.Member(row.participant_id, row.public_key, row.posted_at))
+            else:
+                changes.append(
+                    e2ee.KeyChange(row.participant_id, row.public_key, pinned, row.posted_at)
+                )
         return e2ee.KeyState(
-            members=[e2ee.Member(m.participant_id, m.public_key, m.posted_at) for m in members],
+            members=members,
+            changes=changes,
             epochs=[
                 e2ee.Epoch(e.epoch, e.made_by, e.made_at, e.in_force_at, by_epoch[e.epoch])
                 for e in epochs

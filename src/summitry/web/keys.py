@@ -9,6 +9,7 @@ from pydantic import Field
 from summitry.control.views import KeyExchangeView
 from summitry.domain.e2ee import MAX_EPOCH
 from summitry.web.api import Caller, Service
+from summitry.web.errors import declared
 from summitry.web.schemas import Strict
 
 router = APIRouter(prefix="/api/v1/summits/{summit_id}/e2ee", tags=["end-to-end encryption"])
@@ -54,6 +55,21 @@ async def make_key(
     summit_id: str, body: WrappedKeysIn, caller: Caller, service: Service
 ) -> Response:
     await service.keys.make_key(caller, summit_id, body.epoch, body.wraps)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/key-changes/{participant_id}/acceptance",
+    status_code=204,
+    response_class=Response,
+    responses=declared(401, 403, 404, 409),
+)
+async def accept_key_change(
+    summit_id: str, participant_id: str, body: PublicKeyIn, caller: Caller, service: Service
+) -> Response:
+    """A coordinator accepts another participant's new public key, as their screen shows
+    it (409 if it changed again since, or none waits; 403 for your own)."""
+    await service.keys.accept_key_change(caller, summit_id, participant_id, body.public_key)
     return Response(status_code=204)
 
 

@@ -5,6 +5,7 @@
 // against it).
 
 import { ApiError } from "./api.js";
+import { fingerprint } from "./e2ee.js";
 import { phaseOf } from "./phases.js";
 import { h, icon, PRESENCE, ROLES } from "./ui.js";
 
@@ -112,6 +113,18 @@ export class CoordinatorConsole {
       text: "Download audit receipt",
     });
     this.receiptNote = h("p.hint", { id: "receipt-note", text: "Fetching the audit receipt…" });
+    this.keyChangeList = h("ul.people", { id: "key-changes" });
+    this.keyChangeMessage = h("p.console-message", { role: "alert" });
+    this.keyChangePanel = h(
+      "section.panel.panel-keys",
+      { id: "console-keys", hidden: true },
+      h("h2", { text: "New keys to accept" }),
+      h("p.hint", {
+        text: "Before you accept, ask the person by another channel (a call, in the room) to read you the fingerprint their screen shows.",
+      }),
+      this.keyChangeList,
+      this.keyChangeMessage,
+    );
 
     this.inviteName = h("input", {
       id: "invite-name",
@@ -148,6 +161,7 @@ export class CoordinatorConsole {
         this.actionMessage,
         h("div.receipt", { id: "console-receipt" }, this.receiptButton, this.receiptNote),
       ),
+      this.keyChangePanel,
       h(
         "section.panel.panel-waiting",
         { id: "console-waiting" },
@@ -187,6 +201,60 @@ export class CoordinatorConsole {
     if (signature === this.signature) return;
     this.signature = signature;
     this.renderPeople(summit, me, people);
+  }
+
+  /** Participants whose browser has a new key: anyone but them may accept it. */
+  async renderKeyChanges() {
+    const me = this.state.me?.participant.id;
+    const changes = this.app.keyChanges();
+    const signature = JSON.stringify(changes.map((c) => [c.participant_id, c.public_key]));
+    if (signature === this.keySignature) return;
+    this.keySignature = signature;
+    const sides = new Map((this.state.summit?.sides || []).map((s) => [s.id, s.name]));
+    const items = await Promise.all(
+      changes.map(async (change) =>
+        h(
+          "li.person",
+          { data: { name: change.name } },
+          h(
+            "div.person-main",
+            {},
+            h("span.person-name", { text: change.name }),
+            h("span.person-role", {
+              text: `${sides.get(change.side_id) || ""} · new key ${await fingerprint(change.public_key)} (was ${await fingerprint(change.pinned_key)})`,
+            }),
+          ),
+          change.participant_id === me
+            ? h("span.hint", { text: "Another coordinator accepts yours." })
+            : h(
+                "div.person-actions",
+                {},
+                h("button.small.primary.accept-key", {
+                  type: "button",
+                  text: "Accept new key",
+                  onclick: () => this.acceptKey(change),
+                }),
+              ),
+        ),
+      ),
+    );
+    const grew = items.length > this.keyChangeList.children.length;
+    this.keyChangeList.replaceChildren(...items);
+    this.keyChangePanel.hidden = changes.length === 0;
+    if (grew) this.keyChangePanel.scrollIntoView({ block: "nearest" }); // it needs a decision
+  }
+
+  async acceptKey(change) {
+    this.say(this.keyChangeMessage, "");
+    try {
+      await this.app.api.post(`/e2ee/key-changes/${change.participant_id}/acceptance`, {
+        public_key: change.public_key,
+      });
+      this.say(this.keyChangeMessage, `${change.name}'s new key is accepted; they get the next media key.`);
+      await this.app.refreshKeys();
+    } catch (error) {
+      this.say(this.keyChangeMessage, messageOf(error), "error");
+    }
   }
 
   renderActions(summit, me) {

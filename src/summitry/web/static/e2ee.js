@@ -35,16 +35,13 @@ const ALARMS = {
     "The server announced the public part after the private part. Your browser keeps encrypting.",
   "frames-do-not-open":
     "What others send does not open with your key: someone holds another key than yours. Compare the security codes aloud.",
+  "frames-misattributed":
+    "The server shows someone's video or voice under another participant's name. Those frames are not played.",
 };
-// Frames sealed for an epoch whose key we hold that do not open with it, between two
-// looks (every FRAME_CHECK_MS), that raise the alarm: an honest call has none.
-const FORGED_FRAMES = 10;
+// Frames that do not open, or that come under another participant's name, between two
+// looks (every FRAME_CHECK_MS), that raise an alarm: an honest call has none.
+const ALARMING_FRAMES = 10;
 const FRAME_CHECK_MS = 2000;
-
-/** What the screen says of an alarm raised by the key exchange. */
-export function alarmText(alarm) {
-  return ALARMS[alarm];
-}
 
 /** Whether this browser can encrypt frames at all; the PeerConnection options it needs. */
 export const SUPPORTED = script || streams;
@@ -62,17 +59,22 @@ function fromBase64Url(text) {
 }
 
 const KEY_DATABASE = "summitry-keys";
-const KEY_STORE = "pairs";
+const PAIRS = "pairs"; // "summit participant" → our key pair
+const PINS = "pins"; // summit → {participant id: [the public keys we accepted for them]}
 
-/** One request on this browser's kept key pairs. */
-function onKeyPairs(mode, request) {
+/** One request on a store of this browser's keys. */
+function onKeys(storeName, mode, request) {
   return new Promise((resolve, reject) => {
-    const opening = indexedDB.open(KEY_DATABASE, 1);
-    opening.onupgradeneeded = () => opening.result.createObjectStore(KEY_STORE);
+    const opening = indexedDB.open(KEY_DATABASE, 2);
+    opening.onupgradeneeded = () => {
+      for (const name of [PAIRS, PINS]) {
+        if (!opening.result.objectStoreNames.contains(name)) opening.result.createObjectStore(name);
+      }
+    };
     opening.onerror = () => reject(opening.error);
     opening.onsuccess = () => {
       const db = opening.result;
-      const done = request(db.transaction(KEY_STORE, mode).objectStore(KEY_STORE));
+      const done = request(db.transaction(storeName, mode).objectStore(storeName));
       done.onsuccess = () => resolve(done.result);
       done.onerror = () => reject(done.error);
       db.close(); // closes once the request is done
@@ -83,12 +85,17 @@ function onKeyPairs(mode, request) {
 /** Our key pair for this summit, made once: IndexedDB keeps the private half as a
  * CryptoKey that nothing, not even this page, can extract. */
 async function keptKeyPair(id) {
-  const kept = await onKeyPairs("readonly", (store) => store.get(id)).catch(() => undefined);
+  const kept = await onKeys(PAIRS, "readonly", (store) => store.get(id)).catch(() => undefined);
   if (kept) return kept;
   const pair = await crypto.subtle.generateKey({ name: "ECDH", namedCurve: "P-256" }, false, ["deriveBits"]);
   const record = { publicKey: pair.publicKey, privateKey: pair.privateKey };
-  await onKeyPairs("readwrite", (store) => store.put(record, id)).catch(() => {});
+  await onKeys(PAIRS, "readwrite", (store) => store.put(record, id)).catch(() => {});
   return record;
+}
+
+/** What the audit trail records of a public key, grouped to be read aloud. */
+export async function fingerprint(publicKey) {
+  return (await sha256Hex(publicKey)).slice(0, 16).match(/.{4}/g).join(" ");
 }
 
 function byParticipant(a, b) {
@@ -140,25 +147,27 @@ export class EndToEnd {
     this.onChange = onChange;
     this.worker = new Worker("/static/e2ee-worker.js");
     this.worker.addEventListener("message", ({ data }) => this.answered(data));
-    this.worker.postMessage({ type: "summit", id: summitId });
+    this.worker.postMessage({ type: "summit", id: summitId, me });
     this.asked = new Map();
     this.keyPair = null;
     this.publicKey = null;
-    this.ring = new Map(); // epoch → CryptoKey (not extractable: nobody is handed an older key)
+    this.ring = new Map(); // epoch → media key (HKDF, not extractable: nobody is handed an older one)
     this.accepted = new Map(); // epoch → the transcript of the key we took for it
     this.view = null;
     this.phase = null;
     this.private = false;
     this.oneWay = false; // this browser saw the private phase of this summit: never clear again
     this.alarms = new Set(); // what the server did that it must not
+    this.pins = null; // participant id → the public keys this browser accepted for them
+    this.keyChanges = new Map(); // participant id → {name, fingerprint, accepted}
     this.problem = null; // what stops us from holding the key, if anything
-    this.attached = new WeakSet();
+    this.transforms = new WeakMap(); // sender or receiver → the id of its transform
     this.refreshing = null;
     this.again = false;
     this.nextTransform = 0;
     this.timer = null;
     this.frameTimer = null;
-    this.forgedSeen = 0;
+    this.framesSeen = {}; // counter → its total at the last look
   }
 
   get keyPairId() {
@@ -168,6 +177,9 @@ export class EndToEnd {
   /** Takes our key pair (made on the first visit) and joins the key exchange. */
   async start() {
     this.keyPair ||= await keptKeyPair(this.keyPairId);
+    this.pins ||= new Map(
+      Object.entries((await onKeys(PINS, "readonly", (store) => store.get(this.summitId)).catch(() => null)) || {}),
+    );
     this.publicKey ||= toBase64Url(await crypto.subtle.exportKey("raw", this.keyPair.publicKey));
     await this.api.put("/e2ee/public-key", { public_key: this.publicKey });
     clearInterval(this.timer);
@@ -185,19 +197,28 @@ export class EndToEnd {
 
   /** Frames sealed for an epoch whose key we hold that do not open with it mean that
    * someone holds another key for that epoch than we do: the server handed a forged key
-   * to them or to us. The alarm ends once a newer key is in force and frames open again. */
+   * to them or to us; that alarm ends once a newer key is in force and frames open
+   * again. Frames sealed by someone else than the participant a tile shows mean the
+   * server presents them under another's name; that alarm ends when it stops. */
   async checkFrames() {
     const received = (await this.counters()).filter((c) => c.side === "receive");
-    const forged = received.reduce((n, c) => n + c.forged, 0);
-    const fresh = forged - this.forgedSeen;
-    this.forgedSeen = forged;
+    const fresh = (counter) => {
+      const total = received.reduce((n, c) => n + c[counter], 0);
+      const since = total - (this.framesSeen[counter] ?? 0);
+      this.framesSeen[counter] = total;
+      return since;
+    };
+    const before = [...this.alarms].join();
+    const forged = fresh("forged");
     const newestForged = Math.max(...received.map((c) => c.forgedEpoch ?? -1));
-    const raised = this.alarms.has("frames-do-not-open");
-    if (fresh >= FORGED_FRAMES) this.alarms.add("frames-do-not-open");
-    else if (raised && fresh === 0 && (this.view?.in_force ?? -1) > newestForged) {
+    if (forged >= ALARMING_FRAMES) this.alarms.add("frames-do-not-open");
+    else if (forged === 0 && (this.view?.in_force ?? -1) > newestForged) {
       this.alarms.delete("frames-do-not-open");
     }
-    if (raised !== this.alarms.has("frames-do-not-open")) this.onChange();
+    const misattributed = fresh("misattributed");
+    if (misattributed >= ALARMING_FRAMES) this.alarms.add("frames-misattributed");
+    else if (misattributed === 0) this.alarms.delete("frames-misattributed");
+    if ([...this.alarms].join() !== before) this.onChange();
   }
 
   // --- frames
@@ -210,10 +231,17 @@ export class EndToEnd {
     this.attach(receiver, "receive", kind);
   }
 
+  /** The tile `receiver` plays shows `participantId`: only that participant's frames
+   * may play there. */
+  expect(receiver, participantId) {
+    const id = this.transforms.get(receiver);
+    if (id) this.worker.postMessage({ type: "expect", id, sender: participantId });
+  }
+
   attach(endpoint, side, kind) {
-    if (!SUPPORTED || this.attached.has(endpoint)) return;
-    this.attached.add(endpoint);
+    if (!SUPPORTED || this.transforms.has(endpoint)) return;
     const options = { side, kind, id: `${side}-${kind}-${(this.nextTransform += 1)}` };
+    this.transforms.set(endpoint, options.id);
     if (script) {
       endpoint.transform = new RTCRtpScriptTransform(this.worker, options);
     } else {
@@ -285,11 +313,13 @@ export class EndToEnd {
     if (!this.publicKey) return;
     const view = await this.api.get("/e2ee");
     this.view = view;
-    if (!view.members.some((m) => m.participant_id === this.me && m.public_key === this.publicKey)) {
+    const listed = [...view.members, ...view.key_changes];
+    if (!listed.some((m) => m.participant_id === this.me && m.public_key === this.publicKey)) {
       await this.api.put("/e2ee/public-key", { public_key: this.publicKey }); // the server forgot us
       this.again = true;
       return;
     }
+    await this.comparePins(view);
     let problem = null;
     for (const offered of view.keys_for_you) {
       if (this.ring.has(offered.epoch)) continue; // a key once taken for an epoch stays
@@ -309,7 +339,10 @@ export class EndToEnd {
         console.warn("summitry: cannot unwrap the media key", error);
       }
     }
-    this.problem = problem;
+    const mine = view.key_changes.find((c) => c.participant_id === this.me);
+    this.problem = mine
+      ? `Your browser has a new key (${await fingerprint(mine.public_key)}): you get the media key once a coordinator accepts it. Read them this fingerprint by another channel.`
+      : problem;
     for (const epoch of this.ring.keys()) {
       if (epoch >= (view.in_force ?? 0) - 2) continue;
       this.ring.delete(epoch);
@@ -326,6 +359,50 @@ export class EndToEnd {
     }
     this.applyMode();
     this.onChange();
+  }
+
+  /** Every key the server shows for a participant (listed, in a transcript, or waiting
+   * for acceptance) is compared with the keys this browser saw for them before: the first
+   * one, and those the server listed as accepted since. Another one is a warning on this
+   * page, whatever the server says of it; once the server lists it as a member's, it is
+   * kept, so a reload does not warn again. */
+  async comparePins(view) {
+    const waiting = new Set(view.key_changes.map((c) => `${c.participant_id} ${c.public_key}`));
+    const shown = [...view.key_changes, ...view.members, ...view.keys_for_you.flatMap((k) => k.transcript)];
+    let changed = false;
+    for (const { participant_id: id, name, public_key: key } of shown) {
+      if (id === this.me) continue;
+      const known = this.pins.get(id);
+      if (known?.includes(key)) continue;
+      const accepted = !waiting.has(`${id} ${key}`);
+      if (known) this.keyChanges.set(id, { name, fingerprint: await fingerprint(key), accepted });
+      if (accepted) {
+        this.pins.set(id, [...(known || []), key]);
+        changed = true;
+      }
+    }
+    if (changed) {
+      const record = Object.fromEntries(this.pins);
+      await onKeys(PINS, "readwrite", (store) => store.put(record, this.summitId)).catch(() => {});
+    }
+  }
+
+  /** What the screen says of every alarm: the server's misdeeds, and changed keys. */
+  alarmTexts() {
+    const texts = [...this.alarms].map((alarm) => ALARMS[alarm]);
+    for (const { name, fingerprint: print, accepted } of this.keyChanges.values()) {
+      texts.push(
+        accepted
+          ? `${name}'s key is not the one this browser saw before (now ${print}); the server says a coordinator accepted it. Compare the security codes aloud.`
+          : `${name}'s browser has a new key (${print}). ${name} gets no key until a coordinator accepts it: ask them by another channel whether they changed browser.`,
+      );
+    }
+    return texts;
+  }
+
+  /** The names of the alarms raised, for the page's attributes. */
+  get alarmNames() {
+    return [...this.alarms, ...(this.keyChanges.size ? ["key-changed"] : [])];
   }
 
   async makeKey(view) {
@@ -384,9 +461,9 @@ export class EndToEnd {
       bytes.subarray(12),
       key,
       { name: "AES-GCM", iv: bytes.subarray(0, 12), additionalData: info },
-      { name: "AES-GCM" },
+      "HKDF", // each sender's frame key is derived from it (e2ee-worker.js)
       false,
-      ["encrypt", "decrypt"],
+      ["deriveKey"],
     );
   }
 

@@ -122,6 +122,7 @@ export class Publisher {
 export class RoomSubscription {
   constructor(api, { e2ee, onChange, onTrouble, onState }) {
     this.api = api;
+    this.e2ee = e2ee;
     this.onChange = onChange;
     this.onTrouble = onTrouble;
     this.pc = new RTCPeerConnection(PC_CONFIG);
@@ -179,6 +180,7 @@ export class RoomSubscription {
     this.streams = body.streams;
     if (body.offer) {
       await this.pc.setRemoteDescription({ type: "offer", sdp: body.offer });
+      this.expectSenders(); // before any frame of this negotiation arrives
       // Janus gets the answer before this browser starts ICE, and learns our addresses
       // from the connectivity checks; with setup:passive Janus opens DTLS as soon as its
       // own ICE is ready (bench/join_time.py measured ~35 ms saved per join).
@@ -189,6 +191,17 @@ export class RoomSubscription {
       await this.pc.setLocalDescription(answer);
     }
     this.report();
+  }
+
+  /** Tells the decryption of each receiver whose frames it may open: those of the
+   * participant whose feed the media section carries. */
+  expectSenders() {
+    const byMid = new Map(this.streams.map((s) => [String(s.mid), s]));
+    const publisher = new Map(this.feeds.map((f) => [f.feed_id, f.participant_id]));
+    for (const transceiver of this.pc.getTransceivers()) {
+      const participantId = publisher.get(byMid.get(String(transceiver.mid))?.feed_id);
+      if (participantId) this.e2ee.expect(transceiver.receiver, participantId);
+    }
   }
 
   /** feed id → {audio, video}: the receivers whose media section carries that feed. */

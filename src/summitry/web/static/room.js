@@ -3,7 +3,7 @@
 
 import { Api, ApiError } from "./api.js";
 import { CoordinatorConsole } from "./console.js";
-import { EndToEnd, SUPPORTED as E2EE_SUPPORTED, alarmText } from "./e2ee.js";
+import { EndToEnd, SUPPORTED as E2EE_SUPPORTED } from "./e2ee.js";
 import { EventStream } from "./events.js";
 import {
   LevelMeter,
@@ -231,10 +231,10 @@ function renderSecurity() {
   el.title = epoch
     ? `The code is made from key ${epoch}: who made it, and the ${members.length} public ${members.length === 1 ? "key" : "keys"} it was made for. Read it aloud: every screen must show the same.`
     : "";
-  const alarms = [...[...room.e2ee.alarms].map(alarmText), ...strangers(members)];
+  const alarms = [...room.e2ee.alarmTexts(), ...strangers(members)];
   $("#e2ee-text").textContent = alarms.length ? `Security alarm · ${SECURITY_TEXT[status]}` : SECURITY_TEXT[status];
   el.toggleAttribute("data-alarm", alarms.length > 0);
-  el.dataset.alarms = [...room.e2ee.alarms].join(" ");
+  el.dataset.alarms = room.e2ee.alarmNames.join(" ");
   const detail = $("#e2ee-detail");
   detail.textContent = detail.title = alarms.length
     ? alarms.join(" ")
@@ -665,7 +665,13 @@ async function enterCall() {
     room.localTile.setStream(room.localStream);
     applyLocalState();
   }
-  room.e2ee ||= new EndToEnd(room.api, summitId, state.me.participant.id, { onChange: renderSecurity });
+  room.e2ee ||= new EndToEnd(room.api, summitId, state.me.participant.id, {
+    onChange: () => {
+      renderSecurity();
+      renderTiles();
+      room.consoleView?.renderKeyChanges();
+    },
+  });
   room.e2ee.setPhase(state.summit.phase);
   renderAll();
   await Promise.all([
@@ -851,9 +857,12 @@ function renderTiles(media) {
   }
   stage.dataset.count = String(Math.min(wanted.length, 10));
   if (!wanted.length || (wanted.length === 1 && room.localTile)) {
-    stage.append(
-      h("div.stage-empty", {}, h("p", { text: "You are in the call." }), h("p", { text: "Nobody else is here yet." })),
-    );
+    // Without the key, private feeds are withheld: the others may well be here.
+    const why =
+      room.e2ee?.status === "waiting"
+        ? "You will see and hear the others once your browser holds the key."
+        : "Nobody else is here yet.";
+    stage.append(h("div.stage-empty", {}, h("p", { text: "You are in the call." }), h("p", { text: why })));
   }
 }
 
@@ -986,7 +995,15 @@ async function boot() {
     const aside = $("#console");
     aside.hidden = false;
     document.body.classList.add("with-console");
-    room.consoleView = new CoordinatorConsole(aside, { api: room.api, state, setSummit, updatePerson, resync });
+    room.consoleView = new CoordinatorConsole(aside, {
+      api: room.api,
+      state,
+      setSummit,
+      updatePerson,
+      resync,
+      keyChanges: () => room.e2ee?.view?.key_changes || [],
+      refreshKeys: () => room.e2ee?.refresh(),
+    });
   }
   $("#preview-avatar span").textContent = initials(state.me.participant.name);
   const presence = state.me.participant.presence;
