@@ -116,8 +116,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def summary(values: Sequence[float]) -> dict[str, float]:
+def summary(values: Sequence[float]) -> dict[str, float | None]:
+    """Median, p90, extremes and count; None figures when nothing was measured."""
     ordered = sorted(values)
+    if not ordered:
+        return {"median": None, "p90": None, "min": None, "max": None, "n": 0}
     return {
         "median": round(statistics.median(ordered), 1),
         "p90": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.9))], 1),

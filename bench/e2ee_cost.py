@@ -117,8 +117,9 @@ def chromium_cpu_seconds() -> float:
     return total
 
 
-async def cpu_of(page: Page, sealed: bool) -> tuple[float, float]:
-    """(cores used, frames decoded per second) by one 720p30 loopback stream."""
+async def cpu_of(page: Page, sealed: bool) -> tuple[float, float, bool]:
+    """(cores used, frames decoded per second, whether it stayed 720p) by one 720p30
+    loopback stream."""
     await page.evaluate(LOOPBACK, sealed)
     await asyncio.sleep(4)  # the bandwidth estimate ramps up
     frames_before = (await page.evaluate(DECODED))[0]
@@ -127,8 +128,8 @@ async def cpu_of(page: Page, sealed: bool) -> tuple[float, float]:
     cpu_after, elapsed = chromium_cpu_seconds(), time.monotonic() - started
     frames, width, height = await page.evaluate(DECODED)
     await page.evaluate(STOP)
-    assert (width, height) == (1280, 720), (width, height)
-    return (cpu_after - cpu_before) / elapsed, (frames - frames_before) / elapsed
+    held = (width, height) == (1280, 720)
+    return (cpu_after - cpu_before) / elapsed, (frames - frames_before) / elapsed, held
 
 
 async def switched(call: Call, epoch: int) -> float:
@@ -142,7 +143,8 @@ async def switched(call: Call, epoch: int) -> float:
                 if c["side"] == "send" and c["epoch"] not in (None, epoch):
                     since[c["id"] + name] = c["epochSince"]
         await asyncio.sleep(0.05)
-    assert len(since) == 4, since
+    if len(since) < 4:
+        raise TimeoutError(f"only {len(since)} of 4 senders took the new key within 10 s")
     return max(since.values())
 
 
@@ -165,7 +167,7 @@ async def cut_and_rekey(browser: Browser, server: Server) -> tuple[list[float], 
             gaps = []
             for name in call.people:
                 for c in await counters(call[name]):
-                    if c["side"] == "send":
+                    if c["side"] == "send" and c["firstEncryptedAt"] is not None:
                         gaps.append(c["firstEncryptedAt"] - cut_at)
 
             epoch = (await settled(http, summit.id, summit.ru_token))["in_force"]
@@ -196,7 +198,8 @@ async def cut_and_rekey(browser: Browser, server: Server) -> tuple[list[float], 
                 f"/api/v1/summits/{summit.id}/participants/{principal}",
                 headers=bearer(summit.ru_token),
             )
-            assert response.status_code == 200, response.text
+            if response.status_code != 200:
+                raise RuntimeError(f"the removal was refused: {response.text}")
             return gaps, join_rekey, await switched(call, epoch) - removed_at
         finally:
             await call.close()
@@ -206,16 +209,23 @@ async def main() -> None:
     async with summitry() as server, chromium(camera_fps=30) as browser:
         page = await bench_page(browser, server)
         plain, sealed, fps = [], [], []
+        below_720p = 0  # rounds whose picture the encoder scaled down (a loaded machine)
         for _ in range(ROUNDS):
             for is_sealed, into in ((False, plain), (True, sealed)):
-                cores, rate = await cpu_of(page, is_sealed)
+                cores, rate, held = await cpu_of(page, is_sealed)
                 into.append(cores)
                 fps.append(rate)
+                below_720p += not held
         gaps: list[float] = []
         joins: list[float] = []
         rekeys: list[float] = []
+        failures: list[str] = []  # summits that did not get through, and why
         for _ in range(SUMMITS):
-            cut_gaps, join, rekey = await cut_and_rekey(browser, server)
+            try:
+                cut_gaps, join, rekey = await cut_and_rekey(browser, server)
+            except Exception as error:  # a loaded machine: a figure, not a crash
+                failures.append(f"{type(error).__name__}: {error}"[:300])
+                continue
             gaps += cut_gaps
             joins.append(join)
             rekeys.append(rekey)
@@ -233,6 +243,8 @@ async def main() -> None:
                 "sealed": [round(c, 3) for c in sealed],
             },
             "decoded_fps": summary(fps),
+            "rounds_below_720p": below_720p,
+            "failed_summits": failures,
             "cut_to_first_sealed_frame_ms": cut,
             "join_to_rekey_in_force_ms": join,
             "removal_to_rekey_in_force_ms": rekey,

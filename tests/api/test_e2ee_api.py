@@ -377,6 +377,30 @@ async def test_a_new_key_pair_gets_no_key_until_another_coordinator_accepts_it(
     ]
 
 
+async def test_a_wrap_that_does_not_open_is_taken_back_and_a_new_key_made(
+    http: httpx.AsyncClient, summit: Seeded
+) -> None:
+    keys = Keys(http, summit)
+    ru, us = await keys.coordinators_with_public_keys()
+    assert (await keys.make(ru, 1, {ru.id: blob(), us.id: blob()})).status_code == 204
+    assert (await keys.confirm(ru, 1)).status_code == 204
+    failures = f"{keys.base}/e2ee/failures"
+    refused(await http.post(failures, json={"epoch": 1}, headers=ru.auth), 409, "conflict")
+    refused(await http.post(failures, json={"epoch": 2}, headers=us.auth), 409, "conflict")
+    reported = await http.post(failures, json={"epoch": 1}, headers=us.auth)
+    assert reported.status_code == 204, reported.text
+    broken, holder = await keys.view(us), await keys.view(ru)
+    assert broken["keys_for_you"] == [] and not broken["receives_private"]
+    assert holder["make_key"] and holder["next_epoch"] == 2  # repaired by a new key
+    refused(await http.post(failures, json={"epoch": 1}, headers=us.auth), 409, "conflict")
+    assert (await keys.make(ru, 2, {ru.id: blob(), us.id: blob()})).status_code == 204
+    assert [k["epoch"] for k in (await keys.view(us))["keys_for_you"]] == [2]
+    trail = [(r["action"], r["details"]) for r in await keys.audit()]
+    assert [d for a, d in trail if a == "e2ee_wrap_failed"] == [
+        {"participant": us.id, "epoch": 1, "maker": ru.id}
+    ]
+
+
 async def test_a_key_goes_in_force_by_itself_when_someone_does_not_confirm(
     http: httpx.AsyncClient, summit: Seeded
 ) -> None:

@@ -37,6 +37,7 @@ from tests.e2e.test_room import (
     stats,
     wait_for_media,
 )
+from tests.servers import OPERATOR_TOKEN, bearer
 
 
 def b64url(raw: bytes) -> str:
@@ -154,7 +155,7 @@ async def honest_codes(call: Call, members: int) -> dict[str, str]:
 
 
 async def test_a_substituted_public_key_leaves_the_browser_without_the_key(
-    private_call: Call, browser: Browser
+    private_call: Call, browser: Browser, http: httpx.AsyncClient
 ) -> None:
     """A delegate's browser is told everyone else's public keys as an attacker's (a man
     in the middle would), in the members and in the transcript of every key offered."""
@@ -187,6 +188,9 @@ async def test_a_substituted_public_key_leaves_the_browser_without_the_key(
         )
         await expect(page.locator("#e2ee-detail")).to_contain_text("could not be opened")
         await expect(page.locator("#e2ee-code")).to_have_attribute("data-code", "")
+        # Each broken wrap is reported and a new key made, a few times, then no more.
+        me = await participant_id(page)
+        await expect(page.locator("#e2ee-detail")).to_contain_text("Compare the security codes")
         # The others made the key for his real public key, and agree on it.
         await honest_codes(private_call, members=4)
         # Without the key he is kept off the private feeds: nothing reaches his page.
@@ -194,6 +198,7 @@ async def test_a_substituted_public_key_leaves_the_browser_without_the_key(
         assert all(tile["framesDecoded"] == 0 for tile in (await stats(page)).values())
         sent = [c for c in await counters(page) if c["side"] == "send"]
         assert sent and all(c["clear"] == 0 for c in sent), sent
+        assert await failed_wraps(http, private_call.summit.id, me) == 3  # MAX_REPAIRS
         if private_call.shots is not None:
             await page.screenshot(path=str(private_call.shots / "22-key-swapped.png"))
         await leave(page)
@@ -277,6 +282,53 @@ async def test_a_forged_one_time_view_shows_a_different_security_code(
         # A new key, made without her, opens on every screen again: the alarm ends.
         for screen in private_call.pages:
             await expect(screen.locator("#e2ee")).to_have_attribute("data-alarms", "")
+    finally:
+        await page.context.close()
+
+
+async def failed_wraps(http: httpx.AsyncClient, summit_id: str, participant: str) -> int:
+    trail = (
+        await http.get(f"/api/v1/summits/{summit_id}/audit", headers=bearer(OPERATOR_TOKEN))
+    ).json()["trail"]
+    return sum(
+        r["action"] == "e2ee_wrap_failed" and r["details"]["participant"] == participant
+        for r in trail
+    )
+
+
+async def test_a_wrap_broken_on_the_way_is_taken_back_and_the_key_made_again(
+    private_call: Call, browser: Browser, http: httpx.AsyncClient
+) -> None:
+    """The server garbles the first key it hands a newcomer: her browser says so, a new
+    key is made, and she holds it."""
+    broken: list[int] = []
+
+    def garble_once(body: dict[str, Any]) -> dict[str, Any]:
+        if not broken and body["keys_for_you"]:
+            offered = body["keys_for_you"][-1]
+            raw = bytearray(b64decode(offered["wrapped"]))
+            raw[-1] ^= 0x01
+            offered["wrapped"] = b64url(bytes(raw))
+            broken.append(offered["epoch"])
+        return body
+
+    name = "Rose Gottemoeller"
+    summit = private_call.summit
+    newcomer = await admitted_newcomer(
+        private_call,
+        browser,
+        name,
+        "delegate",
+        lambda context: rewritten(context, "**/e2ee", garble_once),
+    )
+    page = newcomer.page
+    try:
+        await expect(page.locator("#e2ee")).to_have_attribute("data-status", "on")
+        me = await participant_id(page)
+        assert broken and await failed_wraps(http, summit.id, me) == 1
+        keys = await key_exchange(http, summit.id, summit.ru_token)
+        assert keys["in_force"] > broken[0], (keys, broken)
+        await leave(page)
     finally:
         await page.context.close()
 

@@ -19,6 +19,7 @@ from summitry.domain.e2ee import (
     MAX_WRAPPED_BYTES,
     MIN_WRAPPED_BYTES,
     Epoch,
+    KeyChange,
     KeyState,
     Member,
     Wrap,
@@ -248,6 +249,25 @@ def test_only_the_named_member_may_make_the_next_key() -> None:
         with pytest.raises(NotPermitted):
             state.check_new_epoch(other, 1, {A, B, C})
     state.check_new_epoch(A, 1, {A, B, C})
+
+
+def test_a_key_change_waits_outside_the_exchange_for_another_coordinator() -> None:
+    a, b = member(A, at=0), member(B, at=1)
+    one = epoch(1, A, [a, b], confirmed=(A, B), in_force=True)
+    change = KeyChange(B, KEYS[7], b.public_key, T0 + timedelta(seconds=30))
+    state = KeyState([a], [one], [change])
+    # Not a member: no key for the new browser, and a new one without it.
+    assert not state.may_receive_private(B)
+    assert state.rekey_needed and state.key_maker == A
+    with pytest.raises(InvalidInput):
+        state.check_new_epoch(A, 2, {A, B})
+    with pytest.raises(NotPermitted):
+        state.check_acceptance(B, B, KEYS[7])  # nobody vouches for himself
+    with pytest.raises(Conflict):
+        state.check_acceptance(A, B, b.public_key)  # not the key that waits
+    with pytest.raises(Conflict):
+        state.check_acceptance(B, A, a.public_key)  # no change of A waits
+    state.check_acceptance(A, B, KEYS[7])
 
 
 def test_with_nobody_holding_the_key_the_first_member_makes_a_new_one() -> None:

@@ -180,6 +180,24 @@ class KeyExchange:
             wrap.confirmed_at = self._work.clock.now()
         await self.settle(summit_id)
 
+    async def report_failure(self, grant: Grant, summit_id: str, epoch: int) -> None:
+        """The caller's browser could not open the key of `epoch` wrapped for it (garbage,
+        or made for other keys than its own): the wrap is taken back, and a new key is
+        made if it was the newest."""
+        async with self._key_command(grant, summit_id) as (repo, caller, state):
+            made = state.check_failure(grant.participant_id, epoch)
+            wrap = await repo.wrapped_key(summit_id, epoch, grant.participant_id)
+            assert wrap is not None
+            await repo.delete(wrap)
+            await repo.audit(
+                summit_id,
+                caller.actor,
+                "e2ee_wrap_failed",
+                {"participant": grant.participant_id, "epoch": epoch, "maker": made.made_by},
+                self._work.clock.now(),
+            )
+        await self.settle(summit_id)
+
     async def forget(self, repo: Repository, participant_id: str) -> None:
         """Takes a participant who left the call out of the exchange: the next key skips them."""
         key = await repo.public_key(participant_id)

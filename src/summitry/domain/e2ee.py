@@ -239,6 +239,16 @@ class KeyState:
         if change.public_key != public_key:
             raise Conflict("that participant's key changed again: compare the new one")
 
+    def check_failure(self, participant_id: str, number: int) -> Epoch:
+        """A member's browser could not open its wrap of `number`: that wrap is taken
+        back, so the next key is made (for it too) if it was the newest."""
+        epoch = self.epoch(number)
+        if epoch is None or not self.has_wrap(participant_id, epoch):
+            raise Conflict(f"no key of epoch {number} was wrapped for your public key")
+        if self.holds(participant_id, epoch):
+            raise Conflict(f"you confirmed that you opened the key of epoch {number}")
+        return epoch
+
     def check_confirm(self, participant_id: str, number: int) -> Epoch:
         epoch = self.epoch(number)
         if epoch is None or not self.has_wrap(participant_id, epoch):

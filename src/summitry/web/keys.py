@@ -33,7 +33,7 @@ class WrappedKeysIn(Strict):
     )
 
 
-class ConfirmIn(Strict):
+class EpochIn(Strict):
     epoch: int = Field(ge=1, le=MAX_EPOCH)
 
 
@@ -73,9 +73,20 @@ async def accept_key_change(
     return Response(status_code=204)
 
 
-@router.post("/confirmations", status_code=204, response_class=Response)
-async def confirm_key(
-    summit_id: str, body: ConfirmIn, caller: Caller, service: Service
+@router.post(
+    "/failures", status_code=204, response_class=Response, responses=declared(401, 403, 404, 409)
+)
+async def report_failure(
+    summit_id: str, body: EpochIn, caller: Caller, service: Service
 ) -> Response:
+    """Your browser could not open the key of `epoch` wrapped for it: the wrap is taken
+    back, and the next key is made for you too (409 if none was wrapped for your key, or
+    you confirmed it)."""
+    await service.keys.report_failure(caller, summit_id, body.epoch)
+    return Response(status_code=204)
+
+
+@router.post("/confirmations", status_code=204, response_class=Response)
+async def confirm_key(summit_id: str, body: EpochIn, caller: Caller, service: Service) -> Response:
     await service.keys.confirm_key(caller, summit_id, body.epoch)
     return Response(status_code=204)

@@ -42,6 +42,7 @@ const ALARMS = {
 // looks (every FRAME_CHECK_MS), that raise an alarm: an honest call has none.
 const ALARMING_FRAMES = 10;
 const FRAME_CHECK_MS = 2000;
+const MAX_REPAIRS = 3; // new keys asked for in a row, for wraps that do not open
 
 /** Whether this browser can encrypt frames at all; the PeerConnection options it needs. */
 export const SUPPORTED = script || streams;
@@ -168,6 +169,8 @@ export class EndToEnd {
     this.timer = null;
     this.frameTimer = null;
     this.framesSeen = {}; // counter → its total at the last look
+    this.reported = new Set(); // epochs whose wrap we told the server does not open
+    this.failuresInARow = 0;
   }
 
   get keyPairId() {
@@ -334,9 +337,11 @@ export class EndToEnd {
         this.accepted.set(offered.epoch, transcript);
         this.worker.postMessage({ type: "key", epoch: offered.epoch, key });
         await this.api.post("/e2ee/confirmations", { epoch: offered.epoch });
+        this.failuresInARow = 0;
       } catch (error) {
-        problem = `The key could not be opened (${error.message || error.name}): someone may have replaced a public key.`;
         console.warn("summitry: cannot unwrap the media key", error);
+        const asked = await this.reportFailure(offered.epoch);
+        problem = `The key could not be opened (${error.message || error.name}): someone may have replaced a public key. ${asked ? "A new key was asked for." : "Compare the security codes aloud."}`;
       }
     }
     const mine = view.key_changes.find((c) => c.participant_id === this.me);
@@ -359,6 +364,23 @@ export class EndToEnd {
     }
     this.applyMode();
     this.onChange();
+  }
+
+  /** Tells the server that the wrap of `epoch` does not open here, so that it is taken
+   * back and a new key made: once per epoch, and not again after MAX_REPAIRS in a row (a
+   * server that keeps sending broken wraps would otherwise have everyone rekey forever).
+   * Whether a new key was asked for. */
+  async reportFailure(epoch) {
+    if (this.reported.has(epoch) || this.failuresInARow >= MAX_REPAIRS) return false;
+    this.reported.add(epoch);
+    this.failuresInARow += 1;
+    try {
+      await this.api.post("/e2ee/failures", { epoch });
+      return true;
+    } catch (error) {
+      if (error.status !== 409) throw error; // 409: taken back already, or a newer key came
+      return false;
+    }
   }
 
   /** Every key the server shows for a participant (listed, in a transcript, or waiting
