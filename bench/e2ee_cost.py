@@ -29,6 +29,7 @@ from tests.e2e.test_room import (
     US_COORDINATOR,
     Call,
     invite,
+    let_in,
     open_room,
     phase_everywhere,
 )
@@ -173,12 +174,7 @@ async def cut_and_rekey(browser: Browser, server: Server) -> tuple[list[float], 
             epoch = (await settled(http, summit.id, summit.ru_token))["in_force"]
             link = await invite(call[RU_COORDINATOR], NEWCOMER, "observer")
             call.people[NEWCOMER] = await open_room(browser, link, NEWCOMER)
-            await call[NEWCOMER].locator("#join").click()
-            await (
-                call[RU_COORDINATOR]
-                .locator(f'#waiting-list li[data-name="{NEWCOMER}"] button.admit')
-                .click()
-            )
+            await let_in(call[NEWCOMER], call[RU_COORDINATOR], NEWCOMER)
             rekeyed_at = await switched(call, epoch)
             trail = (
                 await http.get(f"/api/v1/summits/{summit.id}/audit", headers=bearer(OPERATOR_TOKEN))

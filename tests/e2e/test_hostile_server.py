@@ -33,11 +33,14 @@ from tests.e2e.test_room import (
     Call,
     Person,
     invite,
+    let_in,
     open_room,
     stats,
     wait_for_media,
 )
 from tests.servers import OPERATOR_TOKEN, bearer
+
+RING = "[...window.summitry.e2ee().ring.keys()]"  # the epochs whose key a page holds
 
 
 def b64url(raw: bytes) -> str:
@@ -129,9 +132,7 @@ async def admitted_newcomer(
     """A newcomer invited by the Russian coordinator, admitted into the private call."""
     link = await invite(call[RU_COORDINATOR], name, role)
     person = await open_room(browser, link, name, prepare)
-    await person.page.locator("#join").click()
-    await call[RU_COORDINATOR].locator(f'#waiting-list li[data-name="{name}"] button.admit').click()
-    await expect(person.page.locator("body")).to_have_attribute("data-screen", "call")
+    await let_in(person.page, call[RU_COORDINATOR], name)
     return person
 
 
@@ -176,13 +177,7 @@ async def test_a_substituted_public_key_leaves_the_browser_without_the_key(
     await rewritten(blinken.page, "**/e2ee", lambda body: swapped(body, me))
     page = blinken.page
     try:
-        await page.locator("#join").click()
-        await (
-            private_call[US_COORDINATOR]
-            .locator(f'#waiting-list li[data-name="{name}"] button.admit')
-            .click()
-        )
-        await expect(page.locator("body")).to_have_attribute("data-screen", "call")
+        await let_in(page, private_call[US_COORDINATOR], name)
         await expect(page.locator("#e2ee")).to_have_attribute(
             "data-status", "waiting", timeout=QUICK_TIMEOUT_MS
         )
@@ -239,13 +234,7 @@ async def test_a_forged_one_time_view_shows_a_different_security_code(
     me = await participant_id(page)
     await rewritten(page, "**/e2ee", forge_once)
     try:
-        await page.locator("#join").click()
-        await (
-            private_call[US_COORDINATOR]
-            .locator(f'#waiting-list li[data-name="{name}"] button.admit')
-            .click()
-        )
-        await expect(page.locator("body")).to_have_attribute("data-screen", "call")
+        await let_in(page, private_call[US_COORDINATOR], name)
         # Her browser took the forged key and the server counts her as holding it.
         await expect(page.locator("#e2ee")).to_have_attribute(
             "data-status", "on", timeout=QUICK_TIMEOUT_MS
@@ -296,11 +285,11 @@ async def failed_wraps(http: httpx.AsyncClient, summit_id: str, participant: str
     )
 
 
-async def test_a_wrap_broken_on_the_way_is_taken_back_and_the_key_made_again(
+async def test_a_wrap_broken_or_replayed_is_taken_back_and_the_key_made_again(
     private_call: Call, browser: Browser, http: httpx.AsyncClient
 ) -> None:
-    """The server garbles the first key it hands a newcomer: her browser says so, a new
-    key is made, and she holds it."""
+    """The server garbles the first key it hands a newcomer, then hands her an old wrap as
+    a new key's: each time her browser says so, a new key is made, and she holds it."""
     broken: list[int] = []
 
     def garble_once(body: dict[str, Any]) -> dict[str, Any]:
@@ -314,6 +303,7 @@ async def test_a_wrap_broken_on_the_way_is_taken_back_and_the_key_made_again(
 
     name = "Rose Gottemoeller"
     summit = private_call.summit
+    before = (await key_exchange(http, summit.id, summit.ru_token))["in_force"]
     newcomer = await admitted_newcomer(
         private_call,
         browser,
@@ -328,6 +318,43 @@ async def test_a_wrap_broken_on_the_way_is_taken_back_and_the_key_made_again(
         assert broken and await failed_wraps(http, summit.id, me) == 1
         keys = await key_exchange(http, summit.id, summit.ru_token)
         assert keys["in_force"] > broken[0], (keys, broken)
+        # She never held a key made before she came: what was said before stays closed.
+        ring = await page.evaluate(RING)
+        assert ring and min(ring) > before, (ring, before)
+
+        # A later key comes to her with her wrap of an earlier one in its place: it is
+        # bound to its epoch, so it does not open, and is replaced in turn.
+        held = keys["in_force"]
+        old_wrap = next(
+            k["wrapped"]
+            for k in (await page.evaluate("window.summitry.e2ee().view"))["keys_for_you"]
+            if k["epoch"] == held
+        )
+        replayed: list[int] = []
+
+        def replay_old(body: dict[str, Any]) -> dict[str, Any]:
+            for offered in body["keys_for_you"]:
+                if offered["epoch"] == held + 1:
+                    offered["wrapped"] = old_wrap
+                    replayed.append(offered["epoch"])
+            return body
+
+        await rewritten(page, "**/e2ee", replay_old)
+        lavrov = await admitted_newcomer(private_call, browser, "Sergey Lavrov", "observer")
+        try:
+            await expect(lavrov.page.locator("#e2ee")).to_have_attribute("data-status", "on")
+            async with asyncio.timeout(QUICK_TIMEOUT_MS / 1000):
+                while await failed_wraps(http, summit.id, me) < 2:
+                    await asyncio.sleep(0.1)
+            assert replayed, "no later key came"
+            async with asyncio.timeout(QUICK_TIMEOUT_MS / 1000):  # the key made after
+                while max(ring := await page.evaluate(RING)) <= held + 1:
+                    await asyncio.sleep(0.1)
+            assert held + 1 not in ring, ring
+            await expect(page.locator("#e2ee")).to_have_attribute("data-status", "on")
+            await leave(lavrov.page)
+        finally:
+            await lavrov.page.context.close()
         await leave(page)
     finally:
         await page.context.close()
@@ -463,8 +490,7 @@ async def test_a_new_browser_for_a_participant_waits_for_a_coordinators_acceptan
     jake = private_call[US_COORDINATOR]
     link = await invite(jake, name, "delegate")
     first = await open_room(browser, link, name)
-    await first.page.locator("#join").click()
-    await jake.locator(f'#waiting-list li[data-name="{name}"] button.admit').click()
+    await let_in(first.page, jake, name)
     await expect(first.page.locator("#e2ee")).to_have_attribute("data-status", "on")
     await honest_codes(private_call, members=4)  # everyone saw her first key
     await leave(first.page)
@@ -473,9 +499,7 @@ async def test_a_new_browser_for_a_participant_waits_for_a_coordinators_acceptan
     second = await open_room(browser, link, name)
     page = second.page
     try:
-        await page.locator("#join").click()
-        await jake.locator(f'#waiting-list li[data-name="{name}"] button.admit').click()
-        await expect(page.locator("body")).to_have_attribute("data-screen", "call")
+        await let_in(page, jake, name)
         await expect(page.locator("#e2ee")).to_have_attribute("data-status", "waiting")
         await expect(page.locator("#e2ee-detail")).to_contain_text("Your browser has a new key")
         for screen in private_call.pages:

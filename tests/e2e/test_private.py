@@ -26,6 +26,7 @@ from tests.e2e.test_room import (
     US_COORDINATOR,
     Call,
     invite,
+    let_in,
     open_room,
     phase_everywhere,
     stats,
@@ -384,13 +385,7 @@ async def test_a_browser_without_script_transforms_seals_with_encoded_streams(
     page = lavrov.page
     try:
         assert await page.evaluate("typeof RTCRtpScriptTransform") == "undefined"
-        await page.locator("#join").click()
-        await (
-            private_call[RU_COORDINATOR]
-            .locator(f'#waiting-list li[data-name="{name}"] button.admit')
-            .click()
-        )
-        await expect(page.locator("body")).to_have_attribute("data-screen", "call")
+        await let_in(page, private_call[RU_COORDINATOR], name)
         await expect(page.locator("#e2ee")).to_have_attribute(
             "data-status", "on", timeout=QUICK_TIMEOUT_MS
         )

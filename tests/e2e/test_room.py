@@ -105,6 +105,13 @@ async def invite(page: Page, name: str, role: str) -> str:
     return link
 
 
+async def let_in(page: Page, coordinator: Page, name: str) -> None:
+    """`name` asks to join from `page`, and their coordinator admits them into the call."""
+    await page.locator("#join").click()
+    await coordinator.locator(f'#waiting-list li[data-name="{name}"] button.admit').click()
+    await expect(page.locator("body")).to_have_attribute("data-screen", "call")
+
+
 async def phase_everywhere(
     call: Call, phase: str, label: str, timeout: float = QUICK_TIMEOUT_MS
 ) -> None:
