@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -33,7 +34,21 @@ class Server:
         return (self.data_dir / "server.log").read_text(errors="replace")
 
 
-def launch(data_dir: Path, port: int, env: dict[str, str]) -> Server:
+def trusting(ca: Path | None) -> ssl.SSLContext | bool:
+    """What httpx verifies a server with: the CA its certificate comes from, or the system's."""
+    return ssl.create_default_context(cafile=str(ca)) if ca else True
+
+
+def launch(
+    data_dir: Path,
+    port: int,
+    env: dict[str, str],
+    args: tuple[str, ...] = (),
+    ca: Path | None = None,
+    host: str = "127.0.0.1",
+) -> Server:
+    """`summitry serve` on `host`:`port`, with `args` after; over HTTPS when given the
+    `ca` its certificate comes from."""
     environ = {**os.environ, "SUMMITRY_OPERATOR_TOKEN": OPERATOR_TOKEN, **env}
     environ.pop("SUMMITRY_DATABASE_URL", None)
     with (data_dir / "server.log").open("ab") as log:
@@ -43,21 +58,26 @@ def launch(data_dir: Path, port: int, env: dict[str, str]) -> Server:
                 "-m",
                 "summitry.cli",
                 "serve",
+                "--host",
+                host,
                 "--port",
                 str(port),
                 "--data-dir",
                 str(data_dir),
+                *args,
             ],
             env=environ,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    server = Server(f"http://127.0.0.1:{port}", data_dir, process, port)
+    scheme = "https" if ca else "http"
+    server = Server(f"{scheme}://{host}:{port}", data_dir, process, port)
     deadline = time.monotonic() + 30
     while True:
         try:
-            if httpx.get(f"{server.url}/api/v1/health", timeout=1).status_code == 200:
+            health = httpx.get(f"{server.url}/api/v1/health", timeout=1, verify=trusting(ca))
+            if health.status_code == 200:
                 return server
         except httpx.TransportError:
             pass

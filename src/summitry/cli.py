@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 import os
+import socket
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +21,7 @@ from summitry.domain.model import SideDraft, SummitDraft
 from summitry.media.supervisor import JanusNotFound
 from summitry.runtime import build_app, offline
 from summitry.security import audit
+from summitry.security.local_ca import local_tls
 from summitry.web.links import WebLinks
 
 DEMO_TITLE = "Russia – United States video summit"
@@ -35,6 +38,17 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--host", default="127.0.0.1")
         command.add_argument("--port", type=int, default=8000)
         command.add_argument("--data-dir", type=Path, default=None)
+        command.add_argument(
+            "--tls-cert", type=Path, help="serve HTTPS with this certificate (PEM)"
+        )
+        command.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
+        command.add_argument(
+            "--trusted-proxy",
+            action="append",
+            default=[],
+            metavar="ADDRESS",
+            help="a reverse proxy whose X-Forwarded-* headers are believed (repeatable)",
+        )
     audit_parser = commands.add_parser("audit", help="the audit log")
     audit_commands = audit_parser.add_subparsers(dest="audit_command", required=True)
     verify = audit_commands.add_parser(
@@ -60,9 +74,23 @@ def main(argv: list[str] | None = None) -> int:
             receipts = [receipt_from(path, args.summit) for path in args.receipt]
             return asyncio.run(verify_audit(config_for(args), args.summit, receipts))
         config = config_for(args)
+        if args.command == "demo" and not config.tls and not loopback(args.host):
+            made = local_tls(config.data_dir / "tls", demo_names(args.host))
+            args.tls_cert, args.tls_key = made.cert, made.key
+            config = config_for(args)
+            print(trust_note(made.ca), flush=True)
         if args.command == "demo":
             asyncio.run(create_demo(config))
-        uvicorn.run(build_app(config), host=args.host, port=args.port, log_level="info")
+        uvicorn.run(
+            build_app(config),
+            host=args.host,
+            port=args.port,
+            log_level="info",
+            ssl_certfile=config.tls_cert,
+            ssl_keyfile=config.tls_key,
+            proxy_headers=bool(config.trusted_proxies),
+            forwarded_allow_ips=list(config.trusted_proxies) or None,
+        )
         return 0
     except SummitryError as error:
         print(f"summitry: {error.message}", file=sys.stderr)
@@ -73,10 +101,53 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def config_for(args: argparse.Namespace) -> Config:
+    """The settings of the environment, with the command line's flags over them."""
+    environ = dict(os.environ)
+    for flag, name in (("tls_cert", "SUMMITRY_TLS_CERT"), ("tls_key", "SUMMITRY_TLS_KEY")):
+        if getattr(args, flag, None) is not None:
+            environ[name] = str(getattr(args, flag))
+    if getattr(args, "trusted_proxy", None):
+        environ["SUMMITRY_TRUSTED_PROXIES"] = ",".join(args.trusted_proxy)
     public_url = None
     if getattr(args, "port", None) is not None:
-        public_url = os.environ.get("SUMMITRY_PUBLIC_URL") or f"http://{args.host}:{args.port}"
-    return Config.from_environ(os.environ, data_dir=args.data_dir, public_url=public_url)
+        scheme = "https" if environ.get("SUMMITRY_TLS_CERT") else "http"
+        public_url = environ.get("SUMMITRY_PUBLIC_URL") or f"{scheme}://{args.host}:{args.port}"
+    return Config.from_environ(environ, data_dir=args.data_dir, public_url=public_url)
+
+
+def loopback(host: str) -> bool:
+    """Whether only this machine can reach `host`: browsers treat it as secure."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def demo_names(host: str) -> list[str]:
+    """The names the demo's certificate carries: the address it is bound to (for every
+    address, this machine's name and addresses), and localhost."""
+    if host in ("0.0.0.0", "::"):
+        own = socket.gethostname()
+        addresses = {info[4][0] for info in socket.getaddrinfo(own, None)}
+        names = [own, *sorted(str(a) for a in addresses)]
+    else:
+        names = [host]
+    return [*names, "localhost", "127.0.0.1"]
+
+
+def trust_note(ca: Path) -> str:
+    return (
+        "\nThe demo is reachable from other machines, so it serves HTTPS (browsers give the "
+        "camera and microphone only to secure pages), with a certificate from a CA made on "
+        f"this machine. Trust that CA once in each browser that joins:\n  {ca}\n"
+        "  Chromium or Chrome on Linux: certutil -d sql:$HOME/.pki/nssdb -A -t C,, "
+        f"-n summitry-demo -i {ca}\n"
+        "  Firefox: Settings > Privacy & Security > Certificates > Import (trust for websites)\n"
+        "  macOS: open it in Keychain Access and set it to Always Trust\n"
+        "  Windows: certutil -addstore -user Root ca.pem"
+    )
 
 
 def demo_start(now: datetime) -> datetime:

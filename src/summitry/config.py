@@ -28,6 +28,16 @@ class Config:
     janus_url: str | None = None
     janus_api_secret: str = ""
     janus_admin_key: str = ""
+    # HTTPS served by summitry itself: a certificate (chain) and its key, PEM.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    # Reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed; nobody's
+    # by default, so nobody on the machine can pass for another address.
+    trusted_proxies: tuple[str, ...] = ()
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
 
     @classmethod
     def from_environ(
@@ -39,6 +49,7 @@ class Config:
     ) -> Config:
         folder = (data_dir or Path(environ.get("SUMMITRY_DATA_DIR", "data"))).resolve()
         folder.mkdir(parents=True, exist_ok=True)
+        tls_cert, tls_key = tls_files(environ)
         return cls(
             data_dir=folder,
             database_url=environ.get("SUMMITRY_DATABASE_URL") or sqlite_url(folder),
@@ -54,6 +65,13 @@ class Config:
             janus_url=environ.get("SUMMITRY_JANUS_URL") or None,
             janus_api_secret=environ.get("SUMMITRY_JANUS_API_SECRET", ""),
             janus_admin_key=environ.get("SUMMITRY_JANUS_ADMIN_KEY", ""),
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            trusted_proxies=tuple(
+                address.strip()
+                for address in environ.get("SUMMITRY_TRUSTED_PROXIES", "").split(",")
+                if address.strip()
+            ),
         )
 
 
@@ -74,6 +92,22 @@ def media_mode(environ: Mapping[str, str]) -> str:
     if mode == "external" and not environ.get("SUMMITRY_JANUS_URL"):
         raise ConfigError("SUMMITRY_MEDIA=external needs SUMMITRY_JANUS_URL")
     return mode
+
+
+def tls_files(environ: Mapping[str, str]) -> tuple[Path | None, Path | None]:
+    """SUMMITRY_TLS_CERT and SUMMITRY_TLS_KEY: both or neither, each a readable file."""
+    cert, key = environ.get("SUMMITRY_TLS_CERT"), environ.get("SUMMITRY_TLS_KEY")
+    if not cert and not key:
+        return None, None
+    if not cert or not key:
+        raise ConfigError(
+            "HTTPS needs both SUMMITRY_TLS_CERT and SUMMITRY_TLS_KEY (--tls-cert, --tls-key)"
+        )
+    paths = Path(cert).resolve(), Path(key).resolve()
+    for path in paths:
+        if not path.is_file():
+            raise ConfigError(f"no such certificate or key file: {path}")
+    return paths
 
 
 def audit_seed(path: Path) -> bytes:

@@ -37,14 +37,24 @@ SECURITY_HEADERS = [
 ]
 
 
+# Over HTTPS (served here, or by a trusted proxy): browsers come back only over HTTPS.
+HSTS = (b"strict-transport-security", b"max-age=31536000")
+
+
 class SecurityHeaders:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        secure = scope.get("scheme") == "https"
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    *SECURITY_HEADERS,
+                    *([HSTS] if secure else []),
+                ]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

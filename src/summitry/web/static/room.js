@@ -493,6 +493,15 @@ function canPublish() {
 
 async function startPreview() {
   if (!canPublish()) return;
+  if (!window.isSecureContext) {
+    // Browsers give the camera and microphone only to HTTPS pages (and localhost).
+    lobbyError(
+      `This page came over plain HTTP, which is not secure, so your browser offers no camera or microphone. Open your invitation link as https://${location.host}${location.pathname} (with the code after #).`,
+    );
+    room.localStream = new MediaStream();
+    applyLocalState();
+    return;
+  }
   const p = prefs();
   try {
     room.localStream = await openCamera({ cameraId: p.camera, micId: p.mic, quality: p.quality });
