@@ -6,8 +6,10 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from ipaddress import ip_address, ip_network
 from pathlib import Path
 
+from summitry.domain.sdp import Network
 from summitry.security.audit import SEED_BYTES, from_b64url
 
 
@@ -34,6 +36,11 @@ class Config:
     # Reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed; nobody's
     # by default, so nobody on the machine can pass for another address.
     trusted_proxies: tuple[str, ...] = ()
+    # The server's internal networks: ICE candidates naming them are dropped (loopback,
+    # link-local and multicast always are), so nobody can aim Janus at them.
+    denied_peer_networks: tuple[Network, ...] = ()
+    # The address the world reaches Janus at, when it is behind a 1:1 NAT.
+    public_address: str | None = None
 
     @property
     def tls(self) -> bool:
@@ -67,11 +74,9 @@ class Config:
             janus_admin_key=environ.get("SUMMITRY_JANUS_ADMIN_KEY", ""),
             tls_cert=tls_cert,
             tls_key=tls_key,
-            trusted_proxies=tuple(
-                address.strip()
-                for address in environ.get("SUMMITRY_TRUSTED_PROXIES", "").split(",")
-                if address.strip()
-            ),
+            trusted_proxies=listed(environ, "SUMMITRY_TRUSTED_PROXIES"),
+            denied_peer_networks=networks(environ, "SUMMITRY_DENIED_PEER_NETWORKS"),
+            public_address=address(environ, "SUMMITRY_PUBLIC_ADDRESS"),
         )
 
 
@@ -92,6 +97,28 @@ def media_mode(environ: Mapping[str, str]) -> str:
     if mode == "external" and not environ.get("SUMMITRY_JANUS_URL"):
         raise ConfigError("SUMMITRY_MEDIA=external needs SUMMITRY_JANUS_URL")
     return mode
+
+
+def listed(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in environ.get(name, "").split(",") if item.strip())
+
+
+def networks(environ: Mapping[str, str], name: str) -> tuple[Network, ...]:
+    """A comma-separated list of networks in CIDR notation (10.20.0.0/16, fd00::/8)."""
+    try:
+        return tuple(ip_network(item, strict=False) for item in listed(environ, name))
+    except ValueError as error:
+        raise ConfigError(f"{name}: {error}") from error
+
+
+def address(environ: Mapping[str, str], name: str) -> str | None:
+    value = environ.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        return str(ip_address(value))
+    except ValueError as error:
+        raise ConfigError(f"{name} must be an IP address, not {value!r}") from error
 
 
 def tls_files(environ: Mapping[str, str]) -> tuple[Path | None, Path | None]:

@@ -19,6 +19,7 @@ from summitry.control.services import Services, build_services
 from summitry.control.unit import Clock
 from summitry.domain.errors import IllegalTransition
 from summitry.domain.phases import CutReason
+from summitry.domain.sdp import PeerPolicy
 from summitry.media.plane import build_media_plane
 from summitry.security.audit import AuditKey
 from summitry.store.database import make_engine, migrate, sessions
@@ -100,6 +101,7 @@ async def running(config: Config, clock: Clock | None = None) -> AsyncIterator[S
                 nursery.spawn,
                 clock,
                 media,
+                PeerPolicy(config.denied_peer_networks),
             )
             if plane is not None:
                 await plane.media.restore(await services.catalog.active_summits())

@@ -10,7 +10,7 @@ import pytest
 from tests.media.conftest import Room
 from tests.media.peers import Publisher, Subscriber, auth, sample_offer
 from tests.media.test_room import wait_feeds
-from tests.servers import bearer, create_summit, invited
+from tests.servers import Server, bearer, create_summit, invited
 
 SDP = "application/sdp"
 
@@ -157,3 +157,36 @@ async def test_no_media_before_the_lobby_or_after_the_end(
     response = await whip(http, room.summit.id, room.ru_principal, offer)
     assert error_of(response) == (409, "not_allowed_now")
     assert "ended" in response.json()["message"]
+
+
+class AimingPublisher(Publisher):
+    """A publisher whose offer also names the media server's loopback and a link-local
+    neighbour as its own addresses: were they passed on, Janus would send them STUN."""
+
+    AIMED = ("127.0.0.1", "169.254.3.4", "::1")
+
+    async def offer(self) -> str:
+        offer = await super().offer()
+        first_media = offer.index("a=mid:")
+        aimed = "".join(
+            f"a=candidate:9{n} 1 udp 2122260223 {address} 9 typ host\r\n"
+            for n, address in enumerate(self.AIMED)
+        )
+        return offer[:first_media] + aimed + offer[first_media:]
+
+
+async def test_candidates_aimed_at_the_servers_own_addresses_never_reach_janus(
+    http: httpx.AsyncClient, room: Room, media_server: Server
+) -> None:
+    putin = AimingPublisher(http, room.summit.id, room.ru_principal)
+    biden = Subscriber(http, room.summit.id, room.us_principal)
+    try:
+        assert (await putin.publish()).status_code == 201
+        await biden.start()
+        await wait_feeds(biden, 1)
+        await biden.wait_frames("video", 10, timeout=10)  # its real candidates still work
+        logged = [line for line in media_server.log.splitlines() if "dropped ICE" in line]
+        assert logged and all(address in logged[-1] for address in AimingPublisher.AIMED), logged
+    finally:
+        await biden.close()
+        await putin.close()

@@ -20,6 +20,8 @@ from summitry.control.media import (
     Published,
     Publisher,
     RoomMedia,
+    peer_safe,
+    peer_safe_candidates,
     require_media,
 )
 from summitry.control.unit import UnitOfWork
@@ -27,7 +29,7 @@ from summitry.domain.errors import InvalidInput, NotFound, NotPermitted
 from summitry.domain.events import OnAirChanged
 from summitry.domain.model import Role
 from summitry.domain.phases import Phase
-from summitry.domain.sdp import check_description, trickle_fragment
+from summitry.domain.sdp import PeerPolicy, check_description, trickle_fragment
 from summitry.security.grants import Grant
 
 
@@ -39,18 +41,20 @@ class CallMedia:
         keys: KeyExchange,
         room: RoomMedia | None,
         broadcast: BroadcastControl | None,
+        peers: PeerPolicy,
     ) -> None:
         self._work = work
         self._announce = announce
         self._keys = keys
         self._room = room
         self._broadcast = broadcast
+        self._peers = peers
 
     async def publish(self, grant: Grant, summit_id: str, offer: str) -> Published:
         require_summit(grant, summit_id)
         if not grant.role.publishes:
             raise NotPermitted("observers see and hear the talks; they do not publish")
-        check_description(offer)
+        offer = peer_safe(self._peers, check_description(offer), actor_of(grant))
         caller = await self._in_call(grant, summit_id)
         person = caller.person
         return await require_media(self._room).publish(
@@ -63,6 +67,7 @@ class CallMedia:
     async def trickle(self, grant: Grant, summit_id: str, resource_id: str, fragment: str) -> None:
         self._own_resource(grant, summit_id, resource_id)
         candidates, completed = trickle_fragment(fragment)
+        candidates = peer_safe_candidates(self._peers, candidates, actor_of(grant))
         await require_media(self._room).trickle(resource_id, candidates, completed)
 
     async def subscribe(self, grant: Grant, summit_id: str) -> Offered:
@@ -74,7 +79,7 @@ class CallMedia:
 
     async def answer(self, grant: Grant, summit_id: str, resource_id: str, answer: str) -> None:
         self._own_resource(grant, summit_id, resource_id)
-        check_description(answer, "answer")
+        answer = peer_safe(self._peers, check_description(answer, "answer"), actor_of(grant))
         await require_media(self._room).answer(resource_id, answer)
 
     async def sync(self, grant: Grant, summit_id: str, resource_id: str) -> Offered:

@@ -3,11 +3,15 @@ ports each service needs, and the values that cross that seam."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from summitry.domain import phases
 from summitry.domain.errors import MediaUnavailable
+from summitry.domain.sdp import PeerPolicy
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -156,3 +160,26 @@ def require_media(port: T | None) -> T:
     if port is None:
         raise MediaUnavailable("this server runs without a media plane")
     return port
+
+
+def peer_safe(peers: PeerPolicy, sdp: str, source: str) -> str:
+    """`sdp` without the ICE candidates that name addresses the media server must not
+    reach (logged), before it goes to the media server."""
+    safe, dropped = peers.description(sdp)
+    if dropped:
+        log.warning(
+            "dropped ICE candidates of %s naming %s", source, ", ".join(sorted(set(dropped)))
+        )
+    return safe
+
+
+def peer_safe_candidates(
+    peers: PeerPolicy, candidates: list[dict[str, object]], source: str
+) -> list[dict[str, object]]:
+    """Trickled candidates without those naming addresses the media server must not reach."""
+    safe, dropped = peers.candidates(candidates)
+    if dropped:
+        log.warning(
+            "dropped ICE candidates of %s naming %s", source, ", ".join(sorted(set(dropped)))
+        )
+    return safe

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from summitry.control.media import PublicOutputs, require_media
+from summitry.control.media import PublicOutputs, peer_safe, require_media
 from summitry.control.unit import UnitOfWork
 from summitry.control.views import (
     Links,
@@ -17,7 +17,7 @@ from summitry.control.views import (
 )
 from summitry.domain.errors import IllegalTransition, NotFound
 from summitry.domain.phases import Phase
-from summitry.domain.sdp import check_description
+from summitry.domain.sdp import PeerPolicy, check_description
 from summitry.domain.times import require_zone, wall_time
 from summitry.store.models import SideRow, SummitRow
 
@@ -25,10 +25,13 @@ RECORDING_NAMES = ("recording.mp4", "audio.ogg")
 
 
 class PublicSide:
-    def __init__(self, work: UnitOfWork, links: Links, media: PublicOutputs | None) -> None:
+    def __init__(
+        self, work: UnitOfWork, links: Links, media: PublicOutputs | None, peers: PeerPolicy
+    ) -> None:
         self._work = work
         self._links = links
         self._media = media
+        self._peers = peers
 
     async def view(self, slug: str, viewer_zone: str | None = None) -> PublicView:
         if viewer_zone is not None:
@@ -88,7 +91,7 @@ class PublicSide:
 
     async def watch(self, slug: str, offer: str) -> tuple[str, str]:
         """A public viewer's WHEP offer: the live broadcast, nothing else."""
-        check_description(offer)
+        offer = peer_safe(self._peers, check_description(offer), f"a viewer of {slug}")
         async with self._work.reading() as repo:
             row = await repo.summit_by_slug(slug)
         if row.phase != Phase.PUBLIC.value:

@@ -21,6 +21,7 @@ from summitry.control.readouts import Readouts
 from summitry.control.roster import Roster
 from summitry.control.unit import Clock, Spawn, SystemClock, UnitOfWork
 from summitry.control.views import Links
+from summitry.domain.sdp import PeerPolicy
 from summitry.security.audit import AuditKey
 
 
@@ -47,7 +48,9 @@ def build_services(
     spawn: Spawn,
     clock: Clock | None = None,
     media: MediaPlane | None = None,
+    peers: PeerPolicy | None = None,
 ) -> Services:
+    peers = peers or PeerPolicy()
     work = UnitOfWork(sessions, clock or SystemClock(), audit_key)
     consoles = Consoles()
     keys = KeyExchange(work, hub.announce, spawn, media)
@@ -56,9 +59,9 @@ def build_services(
         catalog=Catalog(work, grant_secret, links),
         roster=Roster(work, hub.announce, grant_secret, links, keys, consoles, media),
         phases=PhaseControl(work, hub.announce, keys, consoles, media),
-        call=CallMedia(work, hub.announce, keys, media, media),
+        call=CallMedia(work, hub.announce, keys, media, media, peers),
         keys=keys,
-        public=PublicSide(work, links, media),
+        public=PublicSide(work, links, media, peers),
         readouts=Readouts(work, hub.announce),
         audit=AuditTrail(work),
         media=media,

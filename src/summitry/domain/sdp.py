@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
+
 from summitry.domain.errors import BadDescription
 
 MAX_SDP_BYTES = 32 * 1024
@@ -61,3 +64,77 @@ def trickle_fragment(fragment: str) -> tuple[list[dict[str, object]], bool]:
         elif line == "a=end-of-candidates":
             completed = True
     return candidates, completed
+
+
+Network = IPv4Network | IPv6Network
+
+# Addresses no client has a business naming as its own: the media server's loopback, link-
+# local neighbours, "this host", multicast and broadcast.
+NEVER_PEERS: tuple[Network, ...] = tuple(
+    ip_network(network)
+    for network in (
+        "127.0.0.0/8",
+        "::1/128",
+        "169.254.0.0/16",
+        "fe80::/10",
+        "0.0.0.0/8",
+        "::/128",
+        "224.0.0.0/4",
+        "ff00::/8",
+        "255.255.255.255/32",
+    )
+)
+
+
+@dataclass(frozen=True)
+class PeerPolicy:
+    """Which addresses a client's ICE candidates may name. The media server sends
+    connectivity checks to every candidate it is given, so a caller could aim it at the
+    server's own loopback or internal networks; those candidates are dropped before they
+    reach it. `denied`: the internal networks the operator lists, beyond NEVER_PEERS."""
+
+    denied: tuple[Network, ...] = ()
+
+    def admits(self, address: str) -> bool:
+        """Whether a candidate may name `address`: an IP outside the denied networks, or
+        a browser's mDNS name (*.local), which stands for a host on the caller's LAN."""
+        try:
+            ip = ip_address(address)
+        except ValueError:
+            return address.endswith(".local")
+        if ip.version == 6 and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return not any(ip in network for network in (*NEVER_PEERS, *self.denied))
+
+    def description(self, sdp: str) -> tuple[str, list[str]]:
+        """`sdp` without the candidates naming addresses it may not, and those addresses."""
+        kept, dropped = [], []
+        for line in sdp.split("\n"):
+            address = candidate_address(line.rstrip("\r").removeprefix("a="))
+            if address is not None and not self.admits(address):
+                dropped.append(address)
+            else:
+                kept.append(line)
+        return "\n".join(kept), dropped
+
+    def candidates(
+        self, candidates: list[dict[str, object]]
+    ) -> tuple[list[dict[str, object]], list[str]]:
+        """Trickled candidates without those naming addresses it may not, and those."""
+        kept, dropped = [], []
+        for candidate in candidates:
+            address = candidate_address(str(candidate.get("candidate", "")))
+            if address is not None and not self.admits(address):
+                dropped.append(address)
+            else:
+                kept.append(candidate)
+        return kept, dropped
+
+
+def candidate_address(attribute: str) -> str | None:
+    """The connection address of a `candidate:` attribute (RFC 8839: foundation,
+    component, transport, priority, address, port, typ ...); None for anything else."""
+    if not attribute.startswith("candidate:"):
+        return None
+    fields = attribute.split()
+    return fields[4] if len(fields) > 4 else None

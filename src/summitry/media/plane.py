@@ -77,7 +77,7 @@ async def build_media_plane(
             )
         else:
             supervisor = JanusSupervisor(
-                JanusSettings(find_janus(), media_dir, config.media_address)
+                JanusSettings(find_janus(), media_dir, config.media_address, config.public_address)
             )
             endpoint = await supervisor.start()
             await connection.connect(

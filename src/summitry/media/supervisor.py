@@ -76,6 +76,7 @@ class JanusSettings:
     binary: Path
     work_dir: Path
     ice_address: str | None = None
+    public_address: str | None = None  # behind a 1:1 NAT: what Janus offers instead
     # Below the kernel's ephemeral ports (32768 and up), from which the broadcast chain
     # takes its forwarding ports: the two never compete for a port.
     rtp_ports: tuple[int, int] = (20000, 32000)
@@ -102,6 +103,8 @@ def write_config(settings: JanusSettings, http_port: int, admin_port: int) -> Ja
     if settings.ice_address:
         interface = f'\tinterface = "{settings.ice_address}"\n'
         ice = f'\tice_enforce_list = "{settings.ice_address}"\n'
+    if settings.public_address:
+        ice += f'\tnat_1_1_mapping = "{settings.public_address}"\n'
     low, high = settings.rtp_ports
     files = {
         "janus.jcfg": (
