@@ -4,7 +4,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 setup_base
-ensure_apt ffmpeg
+ensure_apt ffmpeg coturn
 SUMMITRY_JANUS_BIN="$(bash "$REPO_ROOT/scripts/build-janus.sh" | tail -n 1)"
 export SUMMITRY_JANUS_BIN
 cd "$REPO_ROOT"

@@ -49,7 +49,13 @@ def launch(
 ) -> Server:
     """`summitry serve` on `host`:`port`, with `args` after; over HTTPS when given the
     `ca` its certificate comes from."""
-    environ = {**os.environ, "SUMMITRY_OPERATOR_TOKEN": OPERATOR_TOKEN, **env}
+    # Each server's own coturn on a port of its own: several run side by side here.
+    environ = {
+        **os.environ,
+        "SUMMITRY_OPERATOR_TOKEN": OPERATOR_TOKEN,
+        "SUMMITRY_TURN_PORT": str(free_port()),
+        **env,
+    }
     environ.pop("SUMMITRY_DATABASE_URL", None)
     with (data_dir / "server.log").open("ab") as log:
         process = subprocess.Popen(

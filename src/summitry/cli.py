@@ -19,6 +19,7 @@ from summitry.config import Config, ConfigError
 from summitry.domain.errors import SummitryError
 from summitry.domain.model import SideDraft, SummitDraft
 from summitry.media.supervisor import JanusNotFound
+from summitry.media.turn import TurnNotFound
 from summitry.runtime import build_app, offline
 from summitry.security import audit
 from summitry.security.local_ca import local_tls
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     except SummitryError as error:
         print(f"summitry: {error.message}", file=sys.stderr)
         return 2
-    except (ConfigError, JanusNotFound, audit.BadReceipt) as error:
+    except (ConfigError, JanusNotFound, TurnNotFound, audit.BadReceipt) as error:
         print(f"summitry: {error}", file=sys.stderr)
         return 2
 

@@ -41,6 +41,12 @@ class Config:
     denied_peer_networks: tuple[Network, ...] = ()
     # The address the world reaches Janus at, when it is behind a 1:1 NAT.
     public_address: str | None = None
+    # TURN: `local` (our own coturn, with local media), `external`, or `off`; the URLs
+    # handed to callers, and the secret their credentials are derived from.
+    turn: str = "off"
+    turn_port: int = 3478
+    turn_urls: tuple[str, ...] = ()
+    turn_secret: str = ""
 
     @property
     def tls(self) -> bool:
@@ -57,6 +63,19 @@ class Config:
         folder = (data_dir or Path(environ.get("SUMMITRY_DATA_DIR", "data"))).resolve()
         folder.mkdir(parents=True, exist_ok=True)
         tls_cert, tls_key = tls_files(environ)
+        media = media_mode(environ)
+        public_address = address(environ, "SUMMITRY_PUBLIC_ADDRESS")
+        turn = turn_mode(environ, media)
+        turn_port = port(environ, "SUMMITRY_TURN_PORT", 3478)
+        if turn == "local":
+            host = public_address or environ.get("SUMMITRY_MEDIA_ADDRESS") or "127.0.0.1"
+            turn_urls: tuple[str, ...] = tuple(
+                f"turn:{host}:{turn_port}?transport={transport}" for transport in ("udp", "tcp")
+            )
+            turn_secret = secret_file(folder / "turn.secret", 32)
+        else:
+            turn_urls = listed(environ, "SUMMITRY_TURN_URLS")
+            turn_secret = environ.get("SUMMITRY_TURN_SECRET", "")
         return cls(
             data_dir=folder,
             database_url=environ.get("SUMMITRY_DATABASE_URL") or sqlite_url(folder),
@@ -67,7 +86,7 @@ class Config:
             operator_token=environ.get("SUMMITRY_OPERATOR_TOKEN")
             or secret_file(folder / "operator.token", 24),
             audit_seed=audit_seed(folder / "audit.key"),
-            media=media_mode(environ),
+            media=media,
             media_address=environ.get("SUMMITRY_MEDIA_ADDRESS") or None,
             janus_url=environ.get("SUMMITRY_JANUS_URL") or None,
             janus_api_secret=environ.get("SUMMITRY_JANUS_API_SECRET", ""),
@@ -76,7 +95,11 @@ class Config:
             tls_key=tls_key,
             trusted_proxies=listed(environ, "SUMMITRY_TRUSTED_PROXIES"),
             denied_peer_networks=networks(environ, "SUMMITRY_DENIED_PEER_NETWORKS"),
-            public_address=address(environ, "SUMMITRY_PUBLIC_ADDRESS"),
+            public_address=public_address,
+            turn=turn,
+            turn_port=turn_port,
+            turn_urls=turn_urls,
+            turn_secret=turn_secret,
         )
 
 
@@ -97,6 +120,35 @@ def media_mode(environ: Mapping[str, str]) -> str:
     if mode == "external" and not environ.get("SUMMITRY_JANUS_URL"):
         raise ConfigError("SUMMITRY_MEDIA=external needs SUMMITRY_JANUS_URL")
     return mode
+
+
+TURN_MODES = ("local", "external", "off")
+
+
+def turn_mode(environ: Mapping[str, str], media: str) -> str:
+    """local: summitry runs its own coturn (the default with local media); external:
+    SUMMITRY_TURN_URLS and SUMMITRY_TURN_SECRET name one; off: no TURN."""
+    mode = environ.get("SUMMITRY_TURN") or (
+        "external" if environ.get("SUMMITRY_TURN_URLS") else "local" if media == "local" else "off"
+    )
+    if mode not in TURN_MODES:
+        raise ConfigError(f"SUMMITRY_TURN must be one of {', '.join(TURN_MODES)}, not {mode!r}")
+    if mode == "external" and not (
+        environ.get("SUMMITRY_TURN_URLS") and environ.get("SUMMITRY_TURN_SECRET")
+    ):
+        raise ConfigError(
+            "SUMMITRY_TURN=external needs SUMMITRY_TURN_URLS and SUMMITRY_TURN_SECRET"
+        )
+    return mode
+
+
+def port(environ: Mapping[str, str], name: str, default: int) -> int:
+    value = environ.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or not 1 <= int(value) <= 65535:
+        raise ConfigError(f"{name} must be a port number, not {value!r}")
+    return int(value)
 
 
 def listed(environ: Mapping[str, str], name: str) -> tuple[str, ...]:

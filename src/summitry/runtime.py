@@ -22,6 +22,7 @@ from summitry.domain.phases import CutReason
 from summitry.domain.sdp import PeerPolicy
 from summitry.media.plane import build_media_plane
 from summitry.security.audit import AuditKey
+from summitry.security.turn import TurnRelay
 from summitry.store.database import make_engine, migrate, sessions
 from summitry.web.app import create_app
 from summitry.web.links import WebLinks
@@ -102,6 +103,7 @@ async def running(config: Config, clock: Clock | None = None) -> AsyncIterator[S
                 clock,
                 media,
                 PeerPolicy(config.denied_peer_networks),
+                TurnRelay(config.turn_urls, config.turn_secret) if config.turn != "off" else None,
             )
             if plane is not None:
                 await plane.media.restore(await services.catalog.active_summits())

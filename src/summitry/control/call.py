@@ -4,6 +4,8 @@ and in the private phase only browsers holding the key receive feeds."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from summitry.control.caller import (
     CallerContext,
     actor_of,
@@ -25,12 +27,14 @@ from summitry.control.media import (
     require_media,
 )
 from summitry.control.unit import UnitOfWork
+from summitry.control.views import IceServersView, IceServerView
 from summitry.domain.errors import InvalidInput, NotFound, NotPermitted
 from summitry.domain.events import OnAirChanged
 from summitry.domain.model import Role
 from summitry.domain.phases import Phase
 from summitry.domain.sdp import PeerPolicy, check_description, trickle_fragment
 from summitry.security.grants import Grant
+from summitry.security.turn import TurnRelay, credential, expiry
 
 
 class CallMedia:
@@ -42,6 +46,7 @@ class CallMedia:
         room: RoomMedia | None,
         broadcast: BroadcastControl | None,
         peers: PeerPolicy,
+        turn: TurnRelay | None,
     ) -> None:
         self._work = work
         self._announce = announce
@@ -49,6 +54,29 @@ class CallMedia:
         self._room = room
         self._broadcast = broadcast
         self._peers = peers
+        self._turn = turn
+
+    async def ice_servers(self, grant: Grant, summit_id: str) -> IceServersView:
+        """TURN for the caller's browser, with a credential of its own that lasts the
+        summit (and its overrun), a few hours at most; issuing it is audited, the secret
+        never leaves the server."""
+        if self._turn is None:
+            return IceServersView([], None)
+        now = self._work.clock.now()
+        async with self._work.command(summit_id) as repo:
+            caller = await CallerContext.in_call(repo, grant, summit_id)
+            row = caller.summit
+            ends_at = row.starts_at + timedelta(seconds=row.planned_seconds)
+            issued = credential(self._turn.secret, grant.participant_id, expiry(ends_at, now))
+            await repo.audit(
+                summit_id,
+                caller.actor,
+                "turn_credential_issued",
+                {"participant": grant.participant_id, "expires_at": issued.expires_at.isoformat()},
+                now,
+            )
+        server = IceServerView(list(self._turn.urls), issued.username, issued.password)
+        return IceServersView([server], issued.expires_at)
 
     async def publish(self, grant: Grant, summit_id: str, offer: str) -> Published:
         require_summit(grant, summit_id)

@@ -23,6 +23,7 @@ from summitry.control.unit import Clock, Spawn, SystemClock, UnitOfWork
 from summitry.control.views import Links
 from summitry.domain.sdp import PeerPolicy
 from summitry.security.audit import AuditKey
+from summitry.security.turn import TurnRelay
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ def build_services(
     clock: Clock | None = None,
     media: MediaPlane | None = None,
     peers: PeerPolicy | None = None,
+    turn: TurnRelay | None = None,
 ) -> Services:
     peers = peers or PeerPolicy()
     work = UnitOfWork(sessions, clock or SystemClock(), audit_key)
@@ -59,7 +61,7 @@ def build_services(
         catalog=Catalog(work, grant_secret, links),
         roster=Roster(work, hub.announce, grant_secret, links, keys, consoles, media),
         phases=PhaseControl(work, hub.announce, keys, consoles, media),
-        call=CallMedia(work, hub.announce, keys, media, media, peers),
+        call=CallMedia(work, hub.announce, keys, media, media, peers, turn),
         keys=keys,
         public=PublicSide(work, links, media, peers),
         readouts=Readouts(work, hub.announce),

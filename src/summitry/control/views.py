@@ -139,6 +139,21 @@ class KeyMemberView:
 
 
 @dataclass(frozen=True)
+class IceServerView:
+    urls: list[str]
+    username: str
+    credential: str
+
+
+@dataclass(frozen=True)
+class IceServersView:
+    """The TURN servers a browser may relay through, with a credential that expires."""
+
+    ice_servers: list[IceServerView]
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True)
 class TranscriptMemberView:
     participant_id: str
     name: str

@@ -24,6 +24,7 @@ from summitry.media.supervisor import (
     JanusSupervisor,
     find_janus,
 )
+from summitry.media.turn import TurnSettings, TurnSupervisor
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,19 @@ async def build_media_plane(
     connection.user = rooms
     end_orphans(broadcast_dir)
     supervisor: JanusSupervisor | None = None
+    turn: TurnSupervisor | None = None
     try:
+        if config.turn == "local":
+            turn = TurnSupervisor(
+                TurnSettings(
+                    config.data_dir / "turn",
+                    config.media_address,
+                    config.turn_port,
+                    config.public_address,
+                ),
+                config.turn_secret,
+            )
+            await turn.start()
         if config.media == "external":
             assert config.janus_url is not None
             await connection.connect(
@@ -96,3 +109,5 @@ async def build_media_plane(
         state.remove()
         if supervisor is not None:
             await supervisor.stop()
+        if turn is not None:
+            await turn.stop()

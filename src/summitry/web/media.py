@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from summitry.control.media import Feed, Offered
+from summitry.control.views import IceServersView
 from summitry.domain.errors import BadDescription, InvalidInput
 from summitry.domain.sdp import MAX_SDP_BYTES
 from summitry.web.api import Caller, Service
@@ -101,12 +102,27 @@ async def whip_publish(
     offer = await text_body(request, SDP)
     published = await service.call.publish(caller, summit_id, offer)
     location = f"/api/v1/summits/{summit_id}/whip/{published.resource_id}"
-    return Response(
-        published.answer,
-        201,
-        media_type=SDP,
-        headers={"Location": location, "ETag": f'"{published.resource_id}"'},
+    headers = {"Location": location, "ETag": f'"{published.resource_id}"'}
+    if links := ice_server_links(await service.call.ice_servers(caller, summit_id)):
+        headers["Link"] = links
+    return Response(published.answer, 201, media_type=SDP, headers=headers)
+
+
+def ice_server_links(servers: IceServersView) -> str:
+    """The ICE servers as WHIP and WHEP clients read them (RFC 9725, section 4.6)."""
+    return ", ".join(
+        f'<{url}>; rel="ice-server"; username="{server.username}"; '
+        f'credential="{server.credential}"; credential-type="password"'
+        for server in servers.ice_servers
+        for url in server.urls
     )
+
+
+@router.get("/ice-servers", response_model=IceServersView)
+async def ice_servers(summit_id: str, caller: Caller, service: Service) -> IceServersView:
+    """TURN servers for your browser, with a credential that lasts the summit (a few
+    hours at most); empty when the server runs no TURN."""
+    return await service.call.ice_servers(caller, summit_id)
 
 
 @router.patch(

@@ -5,7 +5,12 @@
 import { PC_OPTIONS } from "./e2ee.js";
 import { negotiate } from "./whip.js";
 
-const PC_CONFIG = { iceServers: [], bundlePolicy: "max-bundle", ...PC_OPTIONS };
+const PC_CONFIG = { bundlePolicy: "max-bundle", ...PC_OPTIONS };
+
+/** A PeerConnection through the summit's TURN servers (`iceServers`, from the server). */
+function peerConnection(iceServers) {
+  return new RTCPeerConnection({ ...PC_CONFIG, iceServers: iceServers || [] });
+}
 
 export const QUALITIES = {
   hd: { label: "HD 720p", width: 1280, height: 720, frameRate: 30 },
@@ -57,9 +62,10 @@ export async function listDevices() {
 
 /** Our camera and microphone into the room (WHIP, RFC 9725). */
 export class Publisher {
-  constructor(api, { e2ee, onTrouble, onState }) {
+  constructor(api, { e2ee, iceServers, onTrouble, onState }) {
     this.api = api;
     this.e2ee = e2ee;
+    this.iceServers = iceServers;
     this.onTrouble = onTrouble;
     this.onState = onState;
     this.pc = null;
@@ -69,7 +75,7 @@ export class Publisher {
   }
 
   async start(stream) {
-    const pc = new RTCPeerConnection(PC_CONFIG);
+    const pc = peerConnection(this.iceServers);
     this.pc = pc;
     this.transceivers = {};
     for (const kind of ["audio", "video"]) {
@@ -120,12 +126,12 @@ export class Publisher {
  * each negotiation with the feeds and, per feed id, the receivers carrying it.
  */
 export class RoomSubscription {
-  constructor(api, { e2ee, onChange, onTrouble, onState }) {
+  constructor(api, { e2ee, iceServers, onChange, onTrouble, onState }) {
     this.api = api;
     this.e2ee = e2ee;
     this.onChange = onChange;
     this.onTrouble = onTrouble;
-    this.pc = new RTCPeerConnection(PC_CONFIG);
+    this.pc = peerConnection(iceServers);
     this.id = null;
     this.feeds = [];
     this.streams = [];

@@ -38,6 +38,7 @@ const state = {
 // The page's working parts: what `state` (which the tests read as JSON) does not hold.
 const room = {
   api: null,
+  ice: null, // the summit's TURN servers for this browser, and when their credential ends
   events: null, // the EventStream
   consoleView: null, // the coordinator's console
   e2ee: null,
@@ -704,6 +705,16 @@ function makeLocalTile() {
   });
 }
 
+/** The summit's TURN servers for this browser, fetched again once their credential is
+ * about to expire (a minute early). */
+async function iceServers() {
+  const soon = Date.now() + 60_000;
+  if (!room.ice || (room.ice.expires_at && Date.parse(room.ice.expires_at) < soon)) {
+    room.ice = await room.api.get("/ice-servers");
+  }
+  return room.ice.ice_servers;
+}
+
 async function publish() {
   await room.publisher?.stop();
   if (!E2EE_SUPPORTED && state.summit.phase === "private") {
@@ -712,6 +723,7 @@ async function publish() {
   }
   room.publisher = new Publisher(room.api, {
     e2ee: room.e2ee,
+    iceServers: await iceServers(),
     onTrouble: (why) => restartPart("publish", why),
     onState: (connection) => (state.media.publish = connection),
   });
@@ -725,6 +737,7 @@ async function subscribe() {
   state.media.subscribe = "starting";
   room.subscription = new RoomSubscription(room.api, {
     e2ee: room.e2ee,
+    iceServers: await iceServers(),
     onState: (connection) => (state.media.subscribe = connection),
     onChange: (feeds, media) => {
       state.feeds = feeds;

@@ -1,0 +1,104 @@
+"""TURN through the coturn that summitry runs beside its Janus: a participant's browser is
+handed a credential of its own, with which coturn allocates a relay and carries packets
+to the media server. A forged or expired credential gets no relay, and no credential
+makes coturn relay to the server's loopback or to other private addresses."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlparse
+
+import httpx
+import pytest
+
+from summitry.security.turn import credential
+from tests.conftest import free_port
+from tests.media.conftest import Room
+from tests.media.peers import Publisher
+from tests.servers import Server, bearer, operator
+
+
+def relay(server: str, port: int, username: str, password: str, peer: str, peer_port: int) -> str:
+    """What coturn's own test client says after sending 10 packets through a relay
+    allocated with this credential to `peer`, which echoes them."""
+    done = subprocess.run(
+        [
+            "turnutils_uclient",
+            *("-u", username, "-w", password),
+            *("-e", peer, "-r", str(peer_port), "-p", str(port), "-n", "10"),
+            server,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    return done.stdout + done.stderr
+
+
+@pytest.fixture
+def echo(media_address: str) -> Iterator[int]:
+    """A UDP echo on the media server's address: where a relay may deliver."""
+    port = free_port()
+    peer = subprocess.Popen(
+        ["turnutils_peer", "-L", media_address, "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield port
+    finally:
+        peer.kill()
+        peer.wait()
+
+
+async def test_a_participant_relays_to_the_media_server_with_its_own_credential(
+    http: httpx.AsyncClient, room: Room, media_server: Server, echo: int, media_address: str
+) -> None:
+    answer = await http.get(
+        f"/api/v1/summits/{room.summit.id}/ice-servers", headers=bearer(room.ru_principal)
+    )
+    assert answer.status_code == 200, answer.text
+    offered = answer.json()
+    [server] = offered["ice_servers"]
+    urls = [urlparse(url.replace("turn:", "turn://")) for url in server["urls"]]
+    assert {url.query for url in urls} == {"transport=udp", "transport=tcp"}
+    host, port = urls[0].hostname, urls[0].port
+    assert host == media_address and port is not None
+    expiry, holder = server["username"].split(":")
+    expires_at = datetime.fromisoformat(offered["expires_at"])
+    assert int(expiry) == int(expires_at.timestamp())
+    assert timedelta(0) < expires_at - datetime.now(UTC) <= timedelta(hours=4)
+
+    said = relay(host, port, server["username"], server["credential"], media_address, echo)
+    assert "tot_recv_msgs=20" in said and "Total lost packets 0 " in said, said
+
+    forged = relay(host, port, server["username"], "not-the-credential", media_address, echo)
+    assert "Cannot complete Allocation" in forged, forged
+    secret = (media_server.data_dir / "turn.secret").read_text().strip()
+    expired = credential(secret, holder, datetime.now(UTC) - timedelta(minutes=1))
+    late = relay(host, port, expired.username, expired.password, media_address, echo)
+    assert "Cannot complete Allocation" in late, late
+    for internal in ("127.0.0.1", "198.18.0.2", "10.1.2.3", "169.254.169.254"):
+        aimed = relay(host, port, server["username"], server["credential"], internal, echo)
+        assert "403 (Forbidden IP)" in aimed, (internal, aimed)
+
+    trail = (await http.get(f"/api/v1/summits/{room.summit.id}/audit", headers=operator())).json()[
+        "trail"
+    ]
+    issued = [r["details"] for r in trail if r["action"] == "turn_credential_issued"]
+    assert issued and issued[-1]["participant"] == holder
+    assert server["credential"] not in str(trail) and secret not in str(trail)
+
+
+async def test_whip_answers_carry_the_ice_servers(http: httpx.AsyncClient, room: Room) -> None:
+    putin = Publisher(http, room.summit.id, room.ru_principal)
+    try:
+        published = await putin.publish()
+        assert published.status_code == 201
+        links = published.headers["link"]
+        assert links.count('rel="ice-server"') == 2, links
+        assert "<turn:" in links and 'credential-type="password"' in links
+    finally:
+        await putin.close()
