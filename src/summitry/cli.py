@@ -18,8 +18,8 @@ import uvicorn
 from summitry.config import Config, ConfigError
 from summitry.domain.errors import SummitryError
 from summitry.domain.model import SideDraft, SummitDraft
-from summitry.media.supervisor import JanusNotFound
-from summitry.media.turn import TurnNotFound
+from summitry.media.supervisor import JanusNotFound, find_janus
+from summitry.media.turn import TurnNotFound, find_coturn
 from summitry.runtime import build_app, offline
 from summitry.security import audit
 from summitry.security.local_ca import local_tls
@@ -75,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
             receipts = [receipt_from(path, args.summit) for path in args.receipt]
             return asyncio.run(verify_audit(config_for(args), args.summit, receipts))
         config = config_for(args)
+        if config.media == "local":  # what the media plane runs, found before anything
+            find_janus()
+            if config.turn == "local":
+                find_coturn()
         if args.command == "demo" and not config.tls and not loopback(args.host):
             made = local_tls(config.data_dir / "tls", demo_names(args.host))
             args.tls_cert, args.tls_key = made.cert, made.key

@@ -109,3 +109,17 @@ def test_bad_tls_settings_are_refused_plainly(
     )
     assert done.returncode == 2, done
     assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_a_missing_coturn_is_named_before_anything_starts(tmp_path: Path) -> None:
+    """Local media runs coturn beside Janus: without it, a plain message and exit 2."""
+    done = subprocess.run(
+        [sys.executable, "-m", "summitry.cli", "serve", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        # Any executable stands in for Janus, which is looked for first; no turnserver on PATH.
+        env={"PATH": str(tmp_path), "SUMMITRY_JANUS_BIN": sys.executable},
+    )
+    assert done.returncode == 2, done
+    assert "coturn is not installed" in done.stderr and "Traceback" not in done.stderr
