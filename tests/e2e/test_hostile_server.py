@@ -150,6 +150,9 @@ async def depart(page: Page) -> None:
     if await page.locator("#leave").is_visible():
         with contextlib.suppress(PlaywrightError, AssertionError):
             await leave(page)
+    # Routes still answering when the browser closes would fail the next test.
+    await page.unroute_all(behavior="ignoreErrors")
+    await page.context.unroute_all(behavior="ignoreErrors")
     await page.context.close()
 
 
