@@ -106,7 +106,7 @@ function byParticipant(a, b) {
 
 /** The transcript of a media key: what its maker bound into every wrap of it, in one
  * canonical text (members in participant id order). */
-export function transcriptOf(summitId, epoch, makerId, members) {
+function transcriptOf(summitId, epoch, makerId, members) {
   const sorted = members
     .map(({ participant_id, name, public_key }) => ({ participant_id, name, public_key }))
     .sort(byParticipant);
@@ -129,7 +129,7 @@ async function sha256Hex(text) {
 
 /** The security code of a transcript: the same on every screen that accepted the same key
  * from the same maker for the same people. */
-export async function securityCode(transcript) {
+async function securityCode(transcript) {
   const input = te.encode(`summitry security code v2\n${transcript.text}`);
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", input));
   let bits = 0n;
