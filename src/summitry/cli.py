@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             if config.turn == "local":
                 find_coturn()
         if args.command == "demo" and not config.tls and not loopback(args.host):
-            made = local_tls(config.data_dir / "tls", demo_names(args.host))
+            made = local_tls(config.data_dir / "tls", demo_names(args.host, config.media_address))
             args.tls_cert, args.tls_key = made.cert, made.key
             config = config_for(args)
             print(trust_note(made.ca), flush=True)
@@ -130,15 +130,18 @@ def loopback(host: str) -> bool:
         return False
 
 
-def demo_names(host: str) -> list[str]:
+def demo_names(host: str, media_address: str | None = None) -> list[str]:
     """The names the demo's certificate carries: the address it is bound to (for every
-    address, this machine's name and addresses), and localhost."""
+    address, this machine's name and addresses), the media address (where TURN over TLS
+    answers), and localhost."""
     if host in ("0.0.0.0", "::"):
         own = socket.gethostname()
         addresses = {info[4][0] for info in socket.getaddrinfo(own, None)}
         names = [own, *sorted(str(a) for a in addresses)]
     else:
         names = [host]
+    if media_address and media_address not in names:
+        names.append(media_address)
     return [*names, "localhost", "127.0.0.1"]
 
 

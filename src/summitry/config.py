@@ -47,6 +47,11 @@ class Config:
     turn_port: int = 3478
     turn_urls: tuple[str, ...] = ()
     turn_secret: str = ""
+    # TURN over TLS (`turns:`) for networks that let only TCP 443 out: the port, and the
+    # certificate coturn presents (summitry's own unless SUMMITRY_TURN_TLS_CERT/KEY).
+    turn_tls_port: int = 5349
+    turn_tls_cert: Path | None = None
+    turn_tls_key: Path | None = None
 
     @property
     def tls(self) -> bool:
@@ -67,11 +72,25 @@ class Config:
         public_address = address(environ, "SUMMITRY_PUBLIC_ADDRESS")
         turn = turn_mode(environ, media)
         turn_port = port(environ, "SUMMITRY_TURN_PORT", 3478)
+        turn_tls_port = port(environ, "SUMMITRY_TURN_TLS_PORT", 5349)
+        turn_tls_cert, turn_tls_key = (
+            tls_files(environ, "SUMMITRY_TURN_TLS_CERT", "SUMMITRY_TURN_TLS_KEY")
+            if environ.get("SUMMITRY_TURN_TLS_CERT") or environ.get("SUMMITRY_TURN_TLS_KEY")
+            else (tls_cert, tls_key)
+        )
         if turn == "local":
-            host = public_address or environ.get("SUMMITRY_MEDIA_ADDRESS") or "127.0.0.1"
+            # The name callers reach TURN by: over TLS, one the certificate carries.
+            host = (
+                environ.get("SUMMITRY_TURN_HOST")
+                or public_address
+                or environ.get("SUMMITRY_MEDIA_ADDRESS")
+                or "127.0.0.1"
+            )
             turn_urls: tuple[str, ...] = tuple(
                 f"turn:{host}:{turn_port}?transport={transport}" for transport in ("udp", "tcp")
             )
+            if turn_tls_cert is not None:
+                turn_urls += (f"turns:{host}:{turn_tls_port}?transport=tcp",)
             turn_secret = secret_file(folder / "turn.secret", 32)
         else:
             turn_urls = listed(environ, "SUMMITRY_TURN_URLS")
@@ -100,6 +119,9 @@ class Config:
             turn_port=turn_port,
             turn_urls=turn_urls,
             turn_secret=turn_secret,
+            turn_tls_port=turn_tls_port,
+            turn_tls_cert=turn_tls_cert,
+            turn_tls_key=turn_tls_key,
         )
 
 
@@ -173,15 +195,18 @@ def address(environ: Mapping[str, str], name: str) -> str | None:
         raise ConfigError(f"{name} must be an IP address, not {value!r}") from error
 
 
-def tls_files(environ: Mapping[str, str]) -> tuple[Path | None, Path | None]:
-    """SUMMITRY_TLS_CERT and SUMMITRY_TLS_KEY: both or neither, each a readable file."""
-    cert, key = environ.get("SUMMITRY_TLS_CERT"), environ.get("SUMMITRY_TLS_KEY")
+def tls_files(
+    environ: Mapping[str, str],
+    cert_name: str = "SUMMITRY_TLS_CERT",
+    key_name: str = "SUMMITRY_TLS_KEY",
+) -> tuple[Path | None, Path | None]:
+    """A certificate (chain) and its key: both or neither, each a readable file."""
+    cert, key = environ.get(cert_name), environ.get(key_name)
     if not cert and not key:
         return None, None
     if not cert or not key:
-        raise ConfigError(
-            "HTTPS needs both SUMMITRY_TLS_CERT and SUMMITRY_TLS_KEY (--tls-cert, --tls-key)"
-        )
+        flags = " (--tls-cert, --tls-key)" if cert_name == "SUMMITRY_TLS_CERT" else ""
+        raise ConfigError(f"TLS needs both {cert_name} and {key_name}{flags}")
     paths = Path(cert).resolve(), Path(key).resolve()
     for path in paths:
         if not path.is_file():

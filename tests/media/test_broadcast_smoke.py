@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from aiortc import RTCPeerConnection
 
+from summitry.turn_probe import relayed_round_trip
 from tests.media.conftest import Room
 from tests.media.peers import Publisher, Subscriber, frames_of, watch_broadcast
 from tests.media.test_room import wait_feeds
@@ -25,6 +27,8 @@ async def test_live_then_cut(http: httpx.AsyncClient, room: Room) -> None:
             assert (await publisher.publish()).status_code == 201
         await observer.start()
         await wait_feeds(observer, 2)
+        not_yet = await http.get(f"/api/v1/public/{slug}/ice-servers")
+        assert not_yet.status_code == 409, not_yet.text
         for token in (room.summit.ru_token, room.summit.us_token):
             await http.post(f"/api/v1/summits/{sid}/actions/consent", headers=bearer(token))
         public = (await http.get(f"/api/v1/public/{slug}")).json()
@@ -34,9 +38,11 @@ async def test_live_then_cut(http: httpx.AsyncClient, room: Room) -> None:
         counts = frames_of(viewer)
         answer = await watch_broadcast(http, public["whep"], viewer)
         assert answer.status_code == 201, answer.text
+        assert answer.headers["link"].count('rel="ice-server"') == 2, answer.headers
         async with asyncio.timeout(10):
             while counts["video"] < 60:
                 await asyncio.sleep(0.1)
+        await viewers_relay(http, slug)
 
         playlist_url = public["streams"][0]["hls"]
         async with asyncio.timeout(15):
@@ -88,3 +94,16 @@ async def test_live_then_cut(http: httpx.AsyncClient, room: Room) -> None:
         await observer.close()
         await putin.close()
         await biden.close()
+
+
+async def viewers_relay(http: httpx.AsyncClient, slug: str) -> None:
+    """While live, a viewer gets a TURN credential of its own, short-lived, that coturn
+    relays with."""
+    offered = (await http.get(f"/api/v1/public/{slug}/ice-servers")).json()
+    [server] = offered["ice_servers"]
+    assert ":viewer-" in server["username"]
+    lasts = datetime.fromisoformat(offered["expires_at"]) - datetime.now(UTC)
+    assert timedelta(minutes=14) < lasts <= timedelta(hours=2)
+    for url in server["urls"]:
+        trip = await relayed_round_trip(url, server["username"], server["credential"])
+        assert trip.ok, trip

@@ -5,15 +5,21 @@ makes coturn relay to the server's loopback or to other private addresses."""
 
 from __future__ import annotations
 
+import asyncio
+import ssl
 import subprocess
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from urllib.parse import urlparse
 
 import httpx
 import pytest
 
+from summitry.media.turn import TurnSettings, TurnSupervisor
+from summitry.security.local_ca import LocalTls, local_tls
 from summitry.security.turn import credential
+from summitry.turn_probe import relayed_round_trip
 from tests.conftest import free_port
 from tests.media.conftest import Room
 from tests.media.peers import Publisher
@@ -102,3 +108,62 @@ async def test_whip_answers_carry_the_ice_servers(http: httpx.AsyncClient, room:
         assert "<turn:" in links and 'credential-type="password"' in links
     finally:
         await putin.close()
+
+
+@pytest.fixture
+async def turn_over_tls(
+    tmp_path: Path, media_address: str
+) -> AsyncIterator[tuple[TurnSettings, LocalTls]]:
+    """coturn with a TLS listener, as summitry runs it for networks that let only TCP
+    443 out, with a certificate from a CA made here."""
+    tls = local_tls(tmp_path / "tls", [media_address])
+    settings = TurnSettings(
+        tmp_path / "turn",
+        media_address,
+        free_port(),
+        tls=(tls.cert, tls.key),
+        tls_port=free_port(),
+    )
+    supervisor = TurnSupervisor(settings, TLS_SECRET)
+    await supervisor.start()
+    try:
+        yield settings, tls
+    finally:
+        await supervisor.stop()
+
+
+TLS_SECRET = "a-secret-for-the-tls-test"
+
+
+async def test_turn_over_tls_relays_and_shrugs_off_garbage(
+    turn_over_tls: tuple[TurnSettings, LocalTls], media_address: str
+) -> None:
+    settings, tls = turn_over_tls
+    good = credential(TLS_SECRET, "participant", datetime.now(UTC) + timedelta(minutes=5))
+    trusted = ssl.create_default_context(cafile=str(tls.ca))
+    urls = [
+        f"turn:{media_address}:{settings.port}?transport=udp",
+        f"turn:{media_address}:{settings.port}?transport=tcp",
+        f"turns:{media_address}:{settings.tls_port}?transport=tcp",
+    ]
+    for url in urls:
+        trip = await relayed_round_trip(url, good.username, good.password, trusted)
+        assert trip.ok and trip.relayed and trip.relayed[0] == media_address, trip
+
+    turns = urls[2]
+    untrusted = await relayed_round_trip(turns, good.username, good.password)
+    assert untrusted.error and "certificate not trusted" in untrusted.error
+    forged = await relayed_round_trip(turns, good.username, "forged", trusted)
+    assert forged.error == "refused: 401 Unauthorized", forged
+
+    # Garbage where a TLS handshake belongs, one connection left hanging and one
+    # closed: others are served meanwhile and after.
+    junk = b"\x16\x03\x01\x00\x05hello" + bytes(range(256))
+    connections = [await asyncio.open_connection(media_address, settings.tls_port) for _ in "ab"]
+    for _, writer in connections:
+        writer.write(junk)
+        await writer.drain()
+    connections[0][1].close()
+    again = await relayed_round_trip(turns, good.username, good.password, trusted)
+    assert again.ok, again
+    connections[1][1].close()

@@ -51,3 +51,30 @@ def test_janus_offers_the_public_address_behind_a_nat(tmp_path: Path) -> None:
     assert 'nat_1_1_mapping = "203.0.113.10"' in janus
     write_config(JanusSettings(binary, tmp_path / "plain"), 8088, 7088)
     assert "nat_1_1_mapping" not in (tmp_path / "plain" / "janus.jcfg").read_text()
+
+
+def test_turn_is_offered_over_tls_when_there_is_a_certificate(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_text("certificate")
+    key.write_text("key")
+    plain = Config.from_environ({"SUMMITRY_MEDIA_ADDRESS": "198.18.0.1"}, data_dir=tmp_path)
+    assert plain.turn == "local"
+    assert plain.turn_urls == (
+        "turn:198.18.0.1:3478?transport=udp",
+        "turn:198.18.0.1:3478?transport=tcp",
+    )
+    assert plain.turn_tls_cert is None
+    secure = Config.from_environ(
+        {
+            "SUMMITRY_MEDIA_ADDRESS": "198.18.0.1",
+            "SUMMITRY_TLS_CERT": str(cert),
+            "SUMMITRY_TLS_KEY": str(key),
+            "SUMMITRY_TURN_TLS_PORT": "443",
+            "SUMMITRY_TURN_HOST": "turn.summit.example",
+        },
+        data_dir=tmp_path,
+    )
+    assert secure.turn_urls[-1] == "turns:turn.summit.example:443?transport=tcp"
+    assert (secure.turn_tls_cert, secure.turn_tls_key) == (cert.resolve(), key.resolve())
+    with pytest.raises(ConfigError, match="SUMMITRY_TURN_TLS_KEY"):
+        Config.from_environ({"SUMMITRY_TURN_TLS_CERT": str(cert)}, data_dir=tmp_path)

@@ -3,11 +3,15 @@ the recordings of the public part afterwards, and readouts once out of embargo."
 
 from __future__ import annotations
 
+import secrets
+from datetime import datetime, timedelta
 from typing import Any
 
 from summitry.control.media import PublicOutputs, peer_safe, require_media
 from summitry.control.unit import UnitOfWork
 from summitry.control.views import (
+    IceServersView,
+    IceServerView,
     Links,
     PublicRecording,
     PublicSideView,
@@ -19,6 +23,7 @@ from summitry.domain.errors import IllegalTransition, NotFound
 from summitry.domain.phases import Phase
 from summitry.domain.sdp import PeerPolicy, check_description
 from summitry.domain.times import require_zone, wall_time
+from summitry.security.turn import VIEWER_LONGEST, VIEWER_OVERRUN, TurnRelay, credential, expiry
 from summitry.store.models import SideRow, SummitRow
 
 RECORDING_NAMES = ("recording.mp4", "audio.ogg")
@@ -26,12 +31,18 @@ RECORDING_NAMES = ("recording.mp4", "audio.ogg")
 
 class PublicSide:
     def __init__(
-        self, work: UnitOfWork, links: Links, media: PublicOutputs | None, peers: PeerPolicy
+        self,
+        work: UnitOfWork,
+        links: Links,
+        media: PublicOutputs | None,
+        peers: PeerPolicy,
+        turn: TurnRelay | None = None,
     ) -> None:
         self._work = work
         self._links = links
         self._media = media
         self._peers = peers
+        self._turn = turn
 
     async def view(self, slug: str, viewer_zone: str | None = None) -> PublicView:
         if viewer_zone is not None:
@@ -89,6 +100,25 @@ class PublicSide:
         async with self._work.reading() as repo:
             return await repo.summit_id_for_slug(slug)
 
+    async def ice_servers(self, slug: str) -> IceServersView:
+        """TURN for a viewer behind a strict firewall, only while the summit is live, with
+        a credential of its own that dies soon after the public part's planned end. Not
+        audited one by one: anyone may ask, and the audit trail is no place for floods."""
+        async with self._work.reading() as repo:
+            row = await repo.summit_by_slug(slug)
+        if row.phase != Phase.PUBLIC.value:
+            raise IllegalTransition("the summit is not being broadcast now")
+        if self._turn is None:
+            return IceServersView([], None)
+        now = self._work.clock.now()
+        issued = credential(
+            self._turn.secret,
+            f"viewer-{secrets.token_hex(6)}",
+            expiry(public_end(row, now), now, VIEWER_LONGEST, VIEWER_OVERRUN),
+        )
+        server = IceServerView(list(self._turn.urls), issued.username, issued.password)
+        return IceServersView([server], issued.expires_at)
+
     async def watch(self, slug: str, offer: str) -> tuple[str, str]:
         """A public viewer's WHEP offer: the live broadcast, nothing else."""
         offer = peer_safe(self._peers, check_description(offer), f"a viewer of {slug}")
@@ -115,3 +145,8 @@ class PublicSide:
                 raise NotFound("the recording is not finished")
             return f"{folder}/{name}"
         return f"{folder}/live/{name}"
+
+
+def public_end(row: SummitRow, now: datetime) -> datetime:
+    """When the public part is planned to end: its planned length after it went live."""
+    return (row.public_since or now) + timedelta(seconds=row.public_seconds)

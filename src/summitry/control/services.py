@@ -63,7 +63,7 @@ def build_services(
         phases=PhaseControl(work, hub.announce, keys, consoles, media),
         call=CallMedia(work, hub.announce, keys, media, media, peers, turn),
         keys=keys,
-        public=PublicSide(work, links, media, peers),
+        public=PublicSide(work, links, media, peers, turn),
         readouts=Readouts(work, hub.announce),
         audit=AuditTrail(work),
         media=media,

@@ -51,6 +51,10 @@ class TurnSettings:
     port: int = 3478
     public_address: str | None = None  # behind a 1:1 NAT, the address callers see
     realm: str = "summitry"
+    # TURN over TLS on this port with this certificate and key, for networks that let
+    # only TCP 443 out; none without a certificate.
+    tls: tuple[Path, Path] | None = None
+    tls_port: int = 5349
 
 
 def find_coturn() -> Path:
@@ -72,9 +76,21 @@ def write_turn_config(settings: TurnSettings, secret: str) -> Path:
         else []
     )
     allowed = [f"allowed-peer-ip={address}"] if address else []
+    tls = (
+        [
+            f"tls-listening-port={settings.tls_port}",
+            f"cert={settings.tls[0]}",
+            f"pkey={settings.tls[1]}",
+            "no-tlsv1",
+            "no-tlsv1_1",
+        ]
+        if settings.tls
+        else ["no-tls"]
+    )
     lines = [
         *bound,
         f"listening-port={settings.port}",
+        *tls,
         *external,
         f"min-port={RELAY_PORTS[0]}",
         f"max-port={RELAY_PORTS[1]}",
@@ -83,7 +99,6 @@ def write_turn_config(settings: TurnSettings, secret: str) -> Path:
         f"realm={settings.realm}",
         "fingerprint",
         "no-cli",
-        "no-tls",
         "no-dtls",
         "no-multicast-peers",
         "no-software-attribute",
@@ -134,19 +149,22 @@ class TurnSupervisor:
             if asyncio.get_running_loop().time() > deadline:
                 raise TurnNotFound("coturn did not listen within 10 s")
             await asyncio.sleep(0.05)
-        log.info("TURN on %s:%d", self.settings.media_address or "*", self.settings.port)
+        tls = f", over TLS on {self.settings.tls_port}" if self.settings.tls else ""
+        log.info("TURN on %s:%d%s", self.settings.media_address or "*", self.settings.port, tls)
 
     async def _answers(self) -> bool:
-        """Whether coturn accepts TCP on its port (it listens on UDP and TCP alike)."""
-        try:
-            _, writer = await asyncio.open_connection(
-                self.settings.media_address or "127.0.0.1", self.settings.port
-            )
-        except OSError:
-            return False
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
+        """Whether coturn accepts TCP on its ports (it listens on UDP and TCP alike)."""
+        ports = [self.settings.port] + ([self.settings.tls_port] if self.settings.tls else [])
+        for port in ports:
+            try:
+                _, writer = await asyncio.open_connection(
+                    self.settings.media_address or "127.0.0.1", port
+                )
+            except OSError:
+                return False
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
         return True
 
     async def _watch(self) -> None:

@@ -13,8 +13,10 @@ from datetime import datetime, timedelta
 
 # The longest a credential lasts, whatever the summit: a leaked one soon dies.
 LONGEST = timedelta(hours=4)
-# A public viewer's, issued only while the summit is live.
-VIEWER = timedelta(minutes=15)
+# A public viewer's, issued only while the summit is live: the public part's planned end
+# and a quarter of an hour, two hours at most.
+VIEWER_OVERRUN = timedelta(minutes=15)
+VIEWER_LONGEST = timedelta(hours=2)
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,12 @@ def credential(secret: str, holder: str, expires_at: datetime) -> TurnCredential
 OVERRUN = timedelta(hours=1)
 
 
-def expiry(until: datetime, now: datetime, longest: timedelta = LONGEST) -> datetime:
-    """When a credential issued `now` for something planned to last `until` expires: an
-    hour after that (an hour from now at least), and never later than `longest` from now."""
-    return min(max(until, now) + OVERRUN, now + longest)
+def expiry(
+    until: datetime,
+    now: datetime,
+    longest: timedelta = LONGEST,
+    overrun: timedelta = OVERRUN,
+) -> datetime:
+    """When a credential issued `now` for something planned to last `until` expires:
+    `overrun` after that (from now at least), and never later than `longest` from now."""
+    return min(max(until, now) + overrun, now + longest)

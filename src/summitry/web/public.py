@@ -10,9 +10,10 @@ from pathlib import Path
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
 
+from summitry.control.views import IceServersView
 from summitry.domain.errors import NotFound
 from summitry.web.api import Service
-from summitry.web.media import SDP, SDP_BODY, text_body
+from summitry.web.media import SDP, SDP_BODY, ice_server_links, text_body
 
 router = APIRouter()
 
@@ -30,13 +31,19 @@ RECORDING_TYPES = {"mp4": ("recording.mp4", "video/mp4"), "ogg": ("audio.ogg", "
 async def whep_watch(slug: str, request: Request, service: Service) -> Response:
     """WHEP: watch the live broadcast (a viewer only receives; it can never publish)."""
     offer = await text_body(request, SDP)
+    links = ice_server_links(await service.public.ice_servers(slug))
     resource_id, answer = await service.public.watch(slug, offer)
-    return Response(
-        answer,
-        201,
-        media_type=SDP,
-        headers={"Location": f"/api/v1/public/{slug}/whep/{resource_id}"},
-    )
+    headers = {"Location": f"/api/v1/public/{slug}/whep/{resource_id}"}
+    if links:
+        headers["Link"] = links
+    return Response(answer, 201, media_type=SDP, headers=headers)
+
+
+@router.get("/api/v1/public/{slug}/ice-servers", response_model=IceServersView)
+async def viewer_ice_servers(slug: str, service: Service) -> IceServersView:
+    """While live: TURN for a viewer's player, with a credential of its own that ends
+    soon after the public part; empty when the server runs no TURN."""
+    return await service.public.ice_servers(slug)
 
 
 @router.delete("/api/v1/public/{slug}/whep/{resource_id}", response_class=Response)

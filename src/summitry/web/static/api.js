@@ -132,6 +132,11 @@ export class PublicApi {
     return (await send(this.base, "GET")).json();
   }
 
+  /** While live: TURN servers for the player, with a short-lived credential of its own. */
+  async iceServers() {
+    return (await (await send(`${this.base}/ice-servers`, "GET")).json()).ice_servers;
+  }
+
   /** The WHEP offer to `url`; the Response carries the answer. */
   whep(url, sdp) {
     return send(url, "POST", { body: sdp, contentType: "application/sdp" });

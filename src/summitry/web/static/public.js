@@ -407,7 +407,7 @@ class WhepPlayer {
   }
 
   async start(onTrouble) {
-    const pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: "max-bundle" });
+    const pc = new RTCPeerConnection({ iceServers: await api.iceServers(), bundlePolicy: "max-bundle" });
     this.pc = pc;
     this.pairs = this.feeds.map((feed) => {
       const video = pc.addTransceiver("video", { direction: "recvonly" });
