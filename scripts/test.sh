@@ -5,7 +5,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 setup_base
 # The store tests run against a throwaway PostgreSQL that the suite starts itself; media
 # tests run Janus 1.4 (built once from Debian's source package) in a network namespace.
-ensure_apt postgresql iproute2 chromium ffmpeg fonts-noto-color-emoji libnss3-tools coturn
+ensure_apt postgresql iproute2 iptables chromium ffmpeg fonts-noto-color-emoji libnss3-tools coturn
 SUMMITRY_JANUS_BIN="$(bash "$REPO_ROOT/scripts/build-janus.sh" | tail -n 1)"
 export SUMMITRY_JANUS_BIN
 cd "$REPO_ROOT"

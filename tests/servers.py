@@ -46,9 +46,10 @@ def launch(
     args: tuple[str, ...] = (),
     ca: Path | None = None,
     host: str = "127.0.0.1",
+    namespace: str | None = None,
 ) -> Server:
     """`summitry serve` on `host`:`port`, with `args` after; over HTTPS when given the
-    `ca` its certificate comes from."""
+    `ca` its certificate comes from; inside network `namespace` if one is named."""
     # Each server's own coturn on a port of its own: several run side by side here.
     environ = {
         **os.environ,
@@ -60,6 +61,7 @@ def launch(
     with (data_dir / "server.log").open("ab") as log:
         process = subprocess.Popen(
             [
+                *(("ip", "netns", "exec", namespace) if namespace else ()),
                 sys.executable,
                 "-m",
                 "summitry.cli",

@@ -35,6 +35,19 @@ CHROMIUM_ARGS = [
 ]
 
 
+def home_trusting(home: Path, ca: Path) -> Path:
+    """A home whose certificate store (NSS, as Chromium on Linux reads it) trusts `ca`."""
+    store = home / ".pki" / "nssdb"
+    store.mkdir(parents=True)
+    database = f"sql:{store}"
+    for command in (
+        ["certutil", "-N", "--empty-password", "-d", database],
+        ["certutil", "-A", "-d", database, "-t", "C,,", "-n", "summitry", "-i", str(ca)],
+    ):
+        subprocess.run(command, check=True, capture_output=True)
+    return home
+
+
 @pytest.fixture(scope="session")
 def e2e_server(tmp_path_factory: pytest.TempPathFactory, media_address: str) -> Iterator[Server]:
     with running_summitry(

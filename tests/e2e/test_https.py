@@ -5,7 +5,6 @@ microphone; over plain HTTP it says plainly why it cannot, and where to go inste
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 from summitry.security.local_ca import LocalTls, local_tls
 from tests.conftest import free_port
-from tests.e2e.conftest import CHROMIUM_ARGS
+from tests.e2e.conftest import CHROMIUM_ARGS, home_trusting
 from tests.servers import Server, create_summit, launch, stop, trusting
 
 
@@ -56,17 +55,7 @@ def http_server(tmp_path_factory: pytest.TempPathFactory, media_address: str) ->
 
 @pytest.fixture(scope="module")
 def trusting_home(tmp_path_factory: pytest.TempPathFactory, tls: LocalTls) -> Path:
-    """A home whose certificate store (NSS, as Chromium on Linux reads it) trusts the CA."""
-    home = tmp_path_factory.mktemp("home")
-    store = home / ".pki" / "nssdb"
-    store.mkdir(parents=True)
-    database = f"sql:{store}"
-    for command in (
-        ["certutil", "-N", "--empty-password", "-d", database],
-        ["certutil", "-A", "-d", database, "-t", "C,,", "-n", "summitry", "-i", str(tls.ca)],
-    ):
-        subprocess.run(command, check=True, capture_output=True)
-    return home
+    return home_trusting(tmp_path_factory.mktemp("home"), tls.ca)
 
 
 @pytest.fixture(scope="module")

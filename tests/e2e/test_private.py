@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -229,14 +230,19 @@ async def key_exchange(http: httpx.AsyncClient, summit_id: str, token: str) -> d
 
 
 async def live_call(
-    browser: Browser, http: httpx.AsyncClient, server: Server, shots: Path | None
+    browser: Browser,
+    http: httpx.AsyncClient,
+    server: Server,
+    shots: Path | None,
+    elsewhere: Mapping[str, Browser] | None = None,
 ) -> Call:
     """Both coordinators and the Russian principal, brought by clicks into a summit that
-    goes live."""
+    goes live; each in `browser`, or in the one `elsewhere` names for them."""
+    where = elsewhere or {}
     summit = await create_summit(http)
     room = f"{server.url}/room/{summit.id}#"
-    ru = await open_room(browser, room + summit.ru_token, RU_COORDINATOR)
-    us = await open_room(browser, room + summit.us_token, US_COORDINATOR)
+    ru = await open_room(where.get(RU_COORDINATOR, browser), room + summit.ru_token, RU_COORDINATOR)
+    us = await open_room(where.get(US_COORDINATOR, browser), room + summit.us_token, US_COORDINATOR)
     call = Call(summit, {RU_COORDINATOR: ru, US_COORDINATOR: us}, shots)
     try:
         await ru.page.locator('#console button[data-action="open_lobby"]').click()
@@ -246,7 +252,9 @@ async def live_call(
             )
             await coordinator.locator("#join").click()
         link = await invite(ru.page, RU_PRINCIPAL, "principal")
-        call.people[RU_PRINCIPAL] = await open_room(browser, link, RU_PRINCIPAL)
+        call.people[RU_PRINCIPAL] = await open_room(
+            where.get(RU_PRINCIPAL, browser), link, RU_PRINCIPAL
+        )
         await call[RU_PRINCIPAL].locator("#join").click()
         await ru.page.locator(f'#waiting-list li[data-name="{RU_PRINCIPAL}"] button.admit').click()
         for page in call.pages:

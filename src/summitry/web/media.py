@@ -108,6 +108,16 @@ async def whip_publish(
     return Response(published.answer, 201, media_type=SDP, headers=headers)
 
 
+@router.options("/whip", status_code=204, response_class=Response)
+async def whip_ice_servers(summit_id: str, caller: Caller, service: Service) -> Response:
+    """The ICE servers before the offer (RFC 9725, section 4.6), for WHIP clients that
+    cannot take new ones once their offer is made."""
+    headers = {"Allow": "OPTIONS, POST"}
+    if links := ice_server_links(await service.call.ice_servers(caller, summit_id)):
+        headers["Link"] = links
+    return Response(status_code=204, headers=headers)
+
+
 def ice_server_links(servers: IceServersView) -> str:
     """The ICE servers as WHIP and WHEP clients read them (RFC 9725, section 4.6)."""
     return ", ".join(

@@ -39,6 +39,15 @@ async def whep_watch(slug: str, request: Request, service: Service) -> Response:
     return Response(answer, 201, media_type=SDP, headers=headers)
 
 
+@router.options("/api/v1/public/{slug}/whep", status_code=204, response_class=Response)
+async def whep_ice_servers(slug: str, service: Service) -> Response:
+    """While live, the ICE servers before the offer (RFC 9725, section 4.6)."""
+    headers = {"Allow": "OPTIONS, POST"}
+    if links := ice_server_links(await service.public.ice_servers(slug)):
+        headers["Link"] = links
+    return Response(status_code=204, headers=headers)
+
+
 @router.get("/api/v1/public/{slug}/ice-servers", response_model=IceServersView)
 async def viewer_ice_servers(slug: str, service: Service) -> IceServersView:
     """While live: TURN for a viewer's player, with a credential of its own that ends

@@ -938,7 +938,36 @@ async function stats() {
   return result;
 }
 
-window.summitry = { state, stats, e2ee: () => room.e2ee };
+/** How each of this page's connections reaches the media server: the candidate pair in
+ * use (a relay, and over what, when TURN carries it). */
+async function paths() {
+  const result = {};
+  for (const [part, holder] of [["publish", room.publisher], ["subscribe", room.subscription]]) {
+    if (holder?.pc) result[part] = await selectedPath(holder.pc);
+  }
+  return result;
+}
+
+async function selectedPath(pc) {
+  const report = await pc.getStats();
+  for (const entry of report.values()) {
+    if (entry.type !== "transport" || !entry.selectedCandidatePairId) continue;
+    const pair = report.get(entry.selectedCandidatePairId);
+    const local = report.get(pair.localCandidateId);
+    const remote = report.get(pair.remoteCandidateId);
+    return {
+      local: local.candidateType,
+      protocol: local.protocol,
+      relayProtocol: local.relayProtocol || null,
+      remote: remote.candidateType,
+      remoteAddress: `${remote.address}:${remote.port}`,
+      rtt: pair.currentRoundTripTime ?? null,
+    };
+  }
+  return null;
+}
+
+window.summitry = { state, stats, paths, e2ee: () => room.e2ee };
 
 // --- wiring --------------------------------------------------------------------------
 
