@@ -1,4 +1,4 @@
-"""The command line: serve, demo, and audit verify."""
+"""The command line: serve, demo, check, and audit verify."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import uvicorn
 
+from summitry.check import check, report
 from summitry.config import Config, ConfigError
 from summitry.domain.errors import SummitryError
 from summitry.domain.model import SideDraft, SummitDraft
@@ -50,6 +51,16 @@ def main(argv: list[str] | None = None) -> int:
             metavar="ADDRESS",
             help="a reverse proxy whose X-Forwarded-* headers are believed (repeatable)",
         )
+    preflight = commands.add_parser(
+        "check",
+        help="preflight a deployment: certificate, HSTS, clock, a relayed TURN round trip",
+    )
+    preflight.add_argument(
+        "url", nargs="?", help="its public URL (default: this server's SUMMITRY_PUBLIC_URL)"
+    )
+    preflight.add_argument("--operator-token", help="the operator's token (default: this server's)")
+    preflight.add_argument("--ca", type=Path, help="trust this CA (PEM) for HTTPS and TURN")
+    preflight.add_argument("--data-dir", type=Path, default=None)
     audit_parser = commands.add_parser("audit", help="the audit log")
     audit_commands = audit_parser.add_subparsers(dest="audit_command", required=True)
     verify = audit_commands.add_parser(
@@ -74,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "audit":
             receipts = [receipt_from(path, args.summit) for path in args.receipt]
             return asyncio.run(verify_audit(config_for(args), args.summit, receipts))
+        if args.command == "check":
+            return asyncio.run(preflight_check(args))
         config = config_for(args)
         if config.media == "local":  # what the media plane runs, found before anything
             find_janus()
@@ -103,6 +116,17 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, JanusNotFound, TurnNotFound, audit.BadReceipt) as error:
         print(f"summitry: {error}", file=sys.stderr)
         return 2
+
+
+async def preflight_check(args: argparse.Namespace) -> int:
+    """On the server, what it is not told comes from its own settings."""
+    url, token = args.url, args.operator_token or os.environ.get("SUMMITRY_OPERATOR_TOKEN")
+    if url is None or token is None:
+        config = config_for(args)
+        url, token = url or config.public_url, token or config.operator_token
+    findings = await check(url, token, args.ca)
+    print(f"summitry check {url}\n\n{report(findings)}")
+    return 0 if all(finding.ok for finding in findings) else 1
 
 
 def config_for(args: argparse.Namespace) -> Config:

@@ -33,7 +33,7 @@ from tests.e2e.test_room import (
     wait_for_media,
 )
 from tests.e2e.topology import MEDIA_ADDRESS, WEB_ADDRESS, Site, Topology, topology
-from tests.servers import Server, bearer, launch, stop, trusting
+from tests.servers import OPERATOR_TOKEN, Server, bearer, launch, stop, trusting
 
 HOME_A = Site("home-a", 11)
 HOME_B = Site("home-b", 12)
@@ -193,3 +193,55 @@ async def test_a_foreign_whip_client_in_the_ministry_publishes_through_turn(
     assert "timed out" not in seen and tool.returncode == -9, (seen, said)
     assert "ice servers: ['turn:" in said and "turns:" in said, said
     assert "whip: 201" in said and "connection: connected" in said, said
+
+
+async def summitry_check(internet: Internet, site: Site | None, *args: str) -> tuple[int, str]:
+    """`summitry check` run from `site` (from the operator's own network if None)."""
+    inside = ("ip", "netns", "exec", internet.net.namespace(site.name)) if site else ()
+    tool = await asyncio.create_subprocess_exec(
+        *inside,
+        *(sys.executable, "-m", "summitry.cli", "check", internet.server.url, *args),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    said = (await asyncio.wait_for(tool.communicate(), 120))[0].decode()
+    assert tool.returncode is not None
+    return tool.returncode, said
+
+
+def lines_of(report: str) -> dict[str, str]:
+    """Each finding's subject -> its line."""
+    found = {}
+    for line in report.splitlines():
+        if line.startswith(("ok  ", "FAIL")):
+            found[line[6:].split()[0]] = line
+    return found
+
+
+async def test_summitry_check_reports_what_each_network_lets_through(internet: Internet) -> None:
+    trusted = ("--operator-token", OPERATOR_TOKEN, "--ca", str(internet.tls.ca))
+    status, said = await summitry_check(internet, None, *trusted)
+    assert status == 0, said
+    found = lines_of(said)
+    for subject in ("certificate", "server", "HSTS", "clock"):
+        assert found[subject].startswith("ok"), said
+    turn = {subject: line for subject, line in found.items() if subject.startswith("turn")}
+    assert len(turn) == 3 and all("relayed round trip" in line for line in turn.values()), said
+    assert all(f"via {MEDIA_ADDRESS}" in line for line in turn.values()), said
+
+    # From the ministry only TLS on 443 gets out: the check says so, and fails.
+    status, said = await summitry_check(internet, MINISTRY, *trusted)
+    assert status == 1, said
+    failed = {s for s, line in lines_of(said).items() if line.startswith("FAIL")}
+    assert failed == {f"turn:{MEDIA_ADDRESS}:3478?transport={t}" for t in ("udp", "tcp")}, said
+    assert lines_of(said)[f"turns:{MEDIA_ADDRESS}:443?transport=tcp"].startswith("ok"), said
+
+    # Without the CA, or with a wrong token: named, and a failure.
+    status, said = await summitry_check(internet, None, "--operator-token", "wrong")
+    assert status == 1, said
+    assert "not trusted" in lines_of(said)["certificate"], said
+    assert "unreachable" in lines_of(said)["server"], said
+    status, said = await summitry_check(
+        internet, None, "--operator-token", "wrong", "--ca", str(internet.tls.ca)
+    )
+    assert status == 1 and "403" in lines_of(said)["TURN"], said

@@ -4,6 +4,7 @@ and in the private phase only browsers holding the key receive feeds."""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from summitry.control.caller import (
@@ -35,6 +36,11 @@ from summitry.domain.phases import Phase
 from summitry.domain.sdp import PeerPolicy, check_description, trickle_fragment
 from summitry.security.grants import Grant
 from summitry.security.turn import TurnRelay, credential, expiry
+
+log = logging.getLogger(__name__)
+
+# How long the credential of an operator's preflight check lasts.
+PREFLIGHT = timedelta(minutes=10)
 
 
 class CallMedia:
@@ -75,6 +81,17 @@ class CallMedia:
                 {"participant": grant.participant_id, "expires_at": issued.expires_at.isoformat()},
                 now,
             )
+        server = IceServerView(list(self._turn.urls), issued.username, issued.password)
+        return IceServersView([server], issued.expires_at)
+
+    def preflight_ice_servers(self) -> IceServersView:
+        """For the operator's `summitry check`: TURN with a credential that lasts ten
+        minutes, for no summit (logged, not in any summit's audit trail)."""
+        if self._turn is None:
+            return IceServersView([], None)
+        expires_at = self._work.clock.now() + PREFLIGHT
+        issued = credential(self._turn.secret, "preflight", expires_at)
+        log.info("TURN credential for a preflight check, until %s", expires_at.isoformat())
         server = IceServerView(list(self._turn.urls), issued.username, issued.password)
         return IceServersView([server], issued.expires_at)
 

@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 from summitry import __version__
 from summitry.control.services import Services
 from summitry.control.views import (
+    IceServersView,
     Invite,
     ParticipantView,
     PublicView,
@@ -106,6 +107,12 @@ async def events_caller(request: Request, service: Service) -> Grant:
 
 Operator = Annotated[None, Depends(operator)]
 Caller = Annotated[Grant, Depends(grant)]
+
+
+@router.get("/preflight/ice-servers", response_model=IceServersView)
+async def preflight_ice_servers(service: Service, _: Operator) -> IceServersView:
+    """For `summitry check`: the TURN servers, with a credential that lasts ten minutes."""
+    return service.call.preflight_ice_servers()
 
 
 @router.get("/health", response_model=Health)
