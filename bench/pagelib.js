@@ -140,11 +140,12 @@
     return { pc, location: response.headers.get("Location") };
   }
 
-  async function subscribe(summit, token) {
+  // `config`: the PeerConnection's, e.g. the summit's TURN servers with relay only.
+  async function subscribe(summit, token, config = {}) {
     const started = performance.now();
     const headers = { Authorization: `Bearer ${token}`, "Content-Type": "application/json" };
     const base = `/api/v1/summits/${summit}/subscriptions`;
-    const pc = new RTCPeerConnection();
+    const pc = new RTCPeerConnection(config);
     const remote = new Promise((resolve) => {
       pc.ontrack = (e) => { if (e.track.kind === "video") resolve(new MediaStream([e.track])); };
     });
@@ -166,7 +167,7 @@
     const element = video(await remote);
     const first = await firstFrame(element);
     return {
-      ms: first - started, element,
+      ms: first - started, element, pc,
       close: async () => {
         pc.close(); element.remove();
         await fetch(`${base}/${body.id}`, { method: "DELETE", headers });
