@@ -140,8 +140,9 @@
     return { pc, location: response.headers.get("Location") };
   }
 
-  // `config`: the PeerConnection's, e.g. the summit's TURN servers with relay only.
-  async function subscribe(summit, token, config = {}) {
+  // `config`: the PeerConnection's, e.g. the summit's TURN servers with relay only;
+  // `rewrite`: what becomes of Janus's offer first (e.g. candidates through a relay).
+  async function subscribe(summit, token, config = {}, rewrite = async (sdp) => sdp) {
     const started = performance.now();
     const headers = { Authorization: `Bearer ${token}`, "Content-Type": "application/json" };
     const base = `/api/v1/summits/${summit}/subscriptions`;
@@ -151,7 +152,7 @@
     });
     const body = await (await fetch(base, { method: "POST", headers })).json();
     if (!body.offer) throw new Error("nothing to subscribe to");
-    await pc.setRemoteDescription({ type: "offer", sdp: body.offer });
+    await pc.setRemoteDescription({ type: "offer", sdp: await rewrite(body.offer) });
     // Janus gets the answer before this browser starts ICE, so the first DTLS packet
     // finds Janus ready; Janus learns our addresses from the connectivity checks.
     // setup:passive makes Janus open the DTLS handshake once its own ICE is ready; as

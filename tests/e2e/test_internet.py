@@ -9,6 +9,7 @@ a foreign WHIP client in the ministry publishes through the ICE servers it is gi
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page, async_playwright, expect
 
 from summitry.security.local_ca import LocalTls, local_tls
 from tests.e2e.conftest import CHROMIUM_ARGS, REPO_ROOT, home_trusting
@@ -149,7 +150,20 @@ async def test_everyone_sees_and_hears_everyone_through_nats_and_a_firewall(call
         for path in home.values():
             assert path["remote"] == "host" and path["protocol"] == "udp", (name, home)
             assert path["remoteAddress"].startswith(f"{MEDIA_ADDRESS}:"), (name, home)
+    for name in names:
+        await network_bars_shown(call[name], len(names))
     await call.shot(RU_PRINCIPAL, "internet-ministry")
+
+
+async def network_bars_shown(page: Page, tiles: int) -> None:
+    """Every tile, the page's own too, shows how its media arrives: bars lit (media is
+    flowing on every path) and the figures behind them."""
+    bars = page.locator(".tile .net-bars")
+    await expect(bars).to_have_count(tiles)
+    for index in range(tiles):
+        bar = bars.nth(index)
+        await expect(bar).to_have_attribute("data-level", re.compile("^(good|fair|poor)$"))
+        await expect(bar).to_have_attribute("title", re.compile(r"loss \d+\.\d % · round trip"))
 
 
 async def test_a_foreign_whip_client_in_the_ministry_publishes_through_turn(

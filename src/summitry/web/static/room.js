@@ -14,6 +14,7 @@ import {
   openCamera,
 } from "./media.js";
 import { OVER, phaseOf, showPhase } from "./phases.js";
+import { LEVELS, QualityMeter, describe, receivedTotals, sentTotals } from "./quality.js";
 import { firstStage, nextStage } from "./stages.js";
 import { $, ROLES, Tile, clockTime, h, icon, initials, wallTime } from "./ui.js";
 
@@ -933,6 +934,7 @@ async function stats() {
       videoPackets: video ? video.packetsReceived : null,
       audioRms: tile.meter ? tile.meter.take() : 0,
       playing: !tile.video.paused && tile.video.readyState >= 2,
+      network: tile.bars.dataset.level,
     });
   }
   return result;
@@ -1008,6 +1010,32 @@ function wire() {
   setInterval(() => {
     if (state.summit?.phase === "public") renderHeader();
   }, 1000);
+  setInterval(() => showQuality().catch(() => {}), QUALITY_EVERY_MS);
+}
+
+const QUALITY_EVERY_MS = 2000;
+
+/** Every tile's network bars: how the others' media reaches this browser, and how this
+ * browser's own reaches the server (from what the server reports back). */
+async function showQuality() {
+  if (state.stage !== "call") return;
+  for (const tile of room.remoteTiles.values()) {
+    const receivers = [tile.receivers.audio, tile.receivers.video].filter(Boolean);
+    const reports = await Promise.all(receivers.map((receiver) => receiver.getStats()));
+    showFigures(tile, receivedTotals(reports), "Reaching you");
+  }
+  if (room.localTile && room.publisher?.pc) {
+    showFigures(room.localTile, sentTotals(await room.publisher.pc.getStats()), "Your media reaching the server");
+  }
+}
+
+function showFigures(tile, totals, what) {
+  tile.quality ??= new QualityMeter();
+  const figures = tile.quality.take(totals);
+  if (!figures) return;
+  const sending = tile.el.dataset.audio !== "false" || tile.el.dataset.video !== "false";
+  if (figures.level === "none" && !sending) tile.setQuality("unknown", "");
+  else tile.setQuality(figures.level, `${LEVELS[figures.level]} · ${what}: ${describe(figures)}`);
 }
 
 async function boot() {

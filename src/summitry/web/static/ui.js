@@ -122,6 +122,7 @@ export class Tile {
     this.video = h("video", { autoplay: true, playsInline: true, muted: local });
     this.video.muted = local; // the property, not only the attribute
     this.micBadge = h("span.badge.mic-badge", { title: "Microphone off" }, icon("micOff"));
+    this.bars = h("span.net-bars", { role: "img", data: { level: "unknown" } }, h("i"), h("i"), h("i"));
     this.nameEl = h("span.name", { text: local ? `${name} (you)` : name });
     this.el = h(
       "figure.tile",
@@ -139,6 +140,7 @@ export class Tile {
       h(
         "figcaption.label",
         {},
+        this.bars,
         this.micBadge,
         h("span.side-mark"),
         this.nameEl,
@@ -196,6 +198,13 @@ export class Tile {
     this.el.classList.toggle("cam-off", !video);
     this.el.dataset.audio = String(audio);
     this.el.dataset.video = String(video);
+  }
+
+  /** Network bars: `level` good, fair, poor or none, and the figures behind it. */
+  setQuality(level, label) {
+    this.bars.dataset.level = level;
+    this.bars.title = label;
+    this.bars.setAttribute("aria-label", label);
   }
 
   setSpeaking(speaking) {
