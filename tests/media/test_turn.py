@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
+from summitry.media.supervisor import alive
 from summitry.media.turn import TurnSettings, TurnSupervisor
 from summitry.security.local_ca import LocalTls, local_tls
 from summitry.security.turn import credential
@@ -167,3 +168,39 @@ async def test_turn_over_tls_relays_and_shrugs_off_garbage(
     again = await relayed_round_trip(turns, good.username, good.password, trusted)
     assert again.ok, again
     connections[1][1].close()
+
+
+async def test_a_restarted_summitry_adopts_its_coturn_or_replaces_a_stale_one(
+    tmp_path: Path, media_address: str
+) -> None:
+    """A crash of summitry leaves coturn relaying (like Janus); the next run adopts it when
+    it would have written the same configuration, and stops it when not."""
+    settings = TurnSettings(tmp_path / "turn", media_address, free_port())
+    crashed = TurnSupervisor(settings, TLS_SECRET)
+    await crashed.start()
+    assert crashed._watcher is not None and crashed.pid is not None
+    crashed._watcher.cancel()  # summitry dies; its coturn does not
+    first = crashed.pid
+    url = f"turn:{media_address}:{settings.port}?transport=udp"
+
+    again = TurnSupervisor(settings, TLS_SECRET)
+    await again.start()
+    try:
+        assert again.adopted and again.pid == first
+        good = credential(TLS_SECRET, "p", datetime.now(UTC) + timedelta(minutes=5))
+        assert (await relayed_round_trip(url, good.username, good.password)).ok
+    finally:
+        assert again._watcher is not None
+        again._watcher.cancel()
+
+    rotated = TurnSupervisor(settings, "a-new-secret")
+    await rotated.start()
+    try:
+        assert not rotated.adopted and rotated.pid != first and not alive(first)
+        fresh = credential("a-new-secret", "p", datetime.now(UTC) + timedelta(minutes=5))
+        assert (await relayed_round_trip(url, fresh.username, fresh.password)).ok
+        stale = await relayed_round_trip(url, good.username, good.password)
+        assert stale.error == "refused: 401 Unauthorized", stale
+    finally:
+        await rotated.stop()
+    assert rotated.pid is not None and not alive(rotated.pid)

@@ -8,10 +8,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+from summitry.media.supervisor import WATCH_SECONDS, alive
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +68,9 @@ def find_coturn() -> Path:
     return Path(found)
 
 
-def write_turn_config(settings: TurnSettings, secret: str) -> Path:
-    """coturn's configuration for one run, readable by its owner only."""
+def turn_config(settings: TurnSettings, secret: str) -> str:
+    """coturn's configuration for these settings."""
     folder = settings.work_dir
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     address = settings.media_address
     bound = [f"listening-ip={address}", f"relay-ip={address}"] if address else []
     external = (
@@ -109,25 +112,73 @@ def write_turn_config(settings: TurnSettings, secret: str) -> Path:
         "log-file=stdout",
         "simple-log",
     ]
-    path = folder / "turnserver.conf"
+    return "\n".join(lines) + "\n"
+
+
+def write_turn_config(settings: TurnSettings, secret: str) -> Path:
+    """coturn's configuration for one run, readable by its owner only."""
+    settings.work_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = settings.work_dir / "turnserver.conf"
     path.touch(mode=0o600)
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text(turn_config(settings, secret))
     return path
 
 
 class TurnSupervisor:
-    """coturn as a child of summitry: started, restarted when it dies, stopped at the end."""
+    """coturn beside summitry: started, restarted when it dies, stopped at the end.
+
+    Like Janus, coturn runs in a session of its own, so relayed calls go on when summitry
+    itself crashes; the next summitry adopts that coturn if it runs the configuration this
+    one would write, and stops it otherwise (a coturn nobody supervises, with an old
+    secret or port, must not linger)."""
 
     def __init__(self, settings: TurnSettings, secret: str) -> None:
         self.settings = settings
         self.secret = secret
         self.process: asyncio.subprocess.Process | None = None
+        self.pid: int | None = None
+        self.adopted = False
         self._watcher: asyncio.Task[None] | None = None
         self._stopping = False
 
+    @property
+    def _config_path(self) -> Path:
+        return self.settings.work_dir / "turnserver.conf"
+
+    @property
+    def _pid_path(self) -> Path:
+        return self.settings.work_dir / "turnserver.pid"
+
     async def start(self) -> None:
-        await self._launch()
+        if not await self._adopt():
+            await self._launch()
         self._watcher = asyncio.create_task(self._watch())
+
+    def _leftover(self) -> int | None:
+        """The coturn a previous summitry started here, if it still runs."""
+        try:
+            pid = int(self._pid_path.read_text().strip())
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            return None
+        ours = str(self._config_path).encode() in command
+        return pid if ours and alive(pid) else None
+
+    async def _adopt(self) -> bool:
+        pid = self._leftover()
+        if pid is None:
+            return False
+        try:
+            same = self._config_path.read_text() == turn_config(self.settings, self.secret)
+        except OSError:
+            same = False
+        if same and await self._answers():
+            self.pid, self.adopted = pid, True
+            log.info("adopted the running coturn (pid %s)", pid)
+            return True
+        log.info("stopping the coturn (pid %s) a previous run left with other settings", pid)
+        await self._terminate(pid)
+        return False
 
     async def _launch(self) -> None:
         config = write_turn_config(self.settings, self.secret)
@@ -141,6 +192,7 @@ class TurnSupervisor:
             start_new_session=True,
         )
         logfile.close()
+        self.pid, self.adopted = self.process.pid, False
         deadline = asyncio.get_running_loop().time() + 10
         while not await self._answers():
             if self.process.returncode is not None:
@@ -169,14 +221,35 @@ class TurnSupervisor:
 
     async def _watch(self) -> None:
         while not self._stopping:
-            assert self.process is not None
-            await self.process.wait()
+            if self.process is not None and self.process.pid == self.pid:
+                await self.process.wait()
+            else:  # adopted: not our child, so watched by its pid
+                await self._gone()
             if self._stopping:
                 return
-            log.warning("coturn exited (%s): starting it again", self.process.returncode)
+            log.warning("coturn (pid %s) exited: starting it again", self.pid)
             await asyncio.sleep(0.5)
             with contextlib.suppress(TurnNotFound):
                 await self._launch()
+
+    async def _gone(self) -> None:
+        while True:
+            await asyncio.sleep(WATCH_SECONDS)
+            if self.pid is None or not alive(self.pid):
+                return
+
+    async def _terminate(self, pid: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        for _ in range(50):
+            if not alive(pid):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if self.process is not None and self.process.pid == pid:
+            await self.process.wait()
 
     async def stop(self) -> None:
         self._stopping = True
@@ -184,10 +257,5 @@ class TurnSupervisor:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
-        if self.process is not None and self.process.returncode is None:
-            self.process.terminate()
-            try:
-                await asyncio.wait_for(self.process.wait(), 5)
-            except TimeoutError:
-                self.process.kill()
-                await self.process.wait()
+        if self.pid is not None and alive(self.pid):
+            await self._terminate(self.pid)
