@@ -1011,7 +1011,14 @@ function wire() {
     if (state.summit?.phase === "public") renderHeader();
   }, 1000);
   setInterval(() => showQuality().catch(() => {}), QUALITY_EVERY_MS);
+  // Waiting is where a missed event costs most (admitted, and never told): a stream can
+  // stall unseen behind a buffering proxy, so the lobby also asks now and then.
+  setInterval(() => {
+    if (state.stage === "waiting") resync();
+  }, WAITING_RECHECK_MS);
 }
+
+const WAITING_RECHECK_MS = 10_000;
 
 const QUALITY_EVERY_MS = 2000;
 
