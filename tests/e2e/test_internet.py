@@ -124,7 +124,8 @@ async def settled_paths(page: Page, relayed: bool) -> dict[str, Any]:
     try a relay first and move to a direct pair once one answers)."""
     seen: dict[str, Any] = {}
     try:
-        async with asyncio.timeout(MEDIA_TIMEOUT_MS / 1000):
+        # A publisher in Python encoding in software, through TLS: given twice the time.
+        async with asyncio.timeout(2 * MEDIA_TIMEOUT_MS / 1000):
             while True:
                 seen = await paths(page)
                 if len(seen) == 2 and all(
@@ -190,7 +191,8 @@ async def test_a_foreign_whip_client_in_the_ministry_publishes_through_turn(
     )
     seen: dict[str, Any] = {}
     try:
-        async with asyncio.timeout(MEDIA_TIMEOUT_MS / 1000):
+        # A publisher in Python encoding in software, through TLS: given twice the time.
+        async with asyncio.timeout(2 * MEDIA_TIMEOUT_MS / 1000):
             while True:
                 tile = (seen := await stats(ru)).get(FOREIGN, {})
                 if tile.get("framesDecoded") and tile.get("audioEnergy"):
