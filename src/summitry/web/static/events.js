@@ -7,9 +7,11 @@ export class EventStream {
   /**
    * `url()`: where the stream opens; it may be async (the room asks for a ticket first)
    * and may throw, which counts as the stream being down. `handlers`: event type → handler
-   * of the event's JSON. `onUp(missed)`: the stream is open; `missed` if it was down since
-   * it was last open. `onDown()`: it is down. `retry`: the first wait before a new stream,
-   * doubled after each failure up to `longest`, and back to `first` once the stream opens.
+   * of the event's JSON. `onUp(missed)`: the stream is open; `missed` if events may have
+   * passed unseen: it was down since it was last open, or this is its first open (what the
+   * page read before it came before the stream, and something may have happened between).
+   * `onDown()`: it is down. `retry`: the first wait before a new stream, doubled after
+   * each failure up to `longest`, and back to `first` once the stream opens.
    */
   constructor({ url, handlers, onUp, onDown, retry }) {
     this.url = url;
@@ -19,7 +21,7 @@ export class EventStream {
     this.retry = retry;
     this.delay = retry.first;
     this.source = null;
-    this.down = false;
+    this.down = true; // not listening yet
     this.stopped = false;
   }
 
