@@ -50,13 +50,14 @@ async def check(url: str, operator_token: str | None, ca: Path | None) -> list[F
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return [Finding("URL", False, f"not an http(s) URL: {url!r}")]
     findings: list[Finding] = []
+    trusted = tls_context(ca)
     if parts.scheme == "https":
-        findings.append(await certificate(parts.hostname, parts.port or 443, tls_context(ca)))
+        findings.append(await certificate(parts.hostname, parts.port or 443, trusted))
     else:
         findings.append(
             Finding("HTTPS", False, "plain HTTP: browsers give camera and microphone to HTTPS")
         )
-    async with httpx.AsyncClient(base_url=url, verify=tls_context(ca), timeout=10) as http:
+    async with httpx.AsyncClient(base_url=url, verify=trusted, timeout=10) as http:
         try:
             sent = datetime.now(UTC)
             health = await http.get("/api/v1/health")
@@ -67,7 +68,7 @@ async def check(url: str, operator_token: str | None, ca: Path | None) -> list[F
         if parts.scheme == "https":
             findings.append(hsts(health))
         findings.append(clock(health, sent, received))
-        findings.extend(await relays(http, operator_token, ca))
+        findings.extend(await relays(http, operator_token, trusted))
     return findings
 
 
@@ -129,7 +130,7 @@ def clock(health: httpx.Response, sent: datetime, received: datetime) -> Finding
 
 
 async def relays(
-    http: httpx.AsyncClient, operator_token: str | None, ca: Path | None
+    http: httpx.AsyncClient, operator_token: str | None, trusted: ssl.SSLContext
 ) -> list[Finding]:
     if operator_token is None:
         return [Finding("TURN", False, "not checked: needs the operator token (--operator-token)")]
@@ -144,7 +145,7 @@ async def relays(
     urls = [(server, url) for server in servers for url in server["urls"]]
     trips = await asyncio.gather(
         *(
-            relayed_round_trip(url, server["username"], server["credential"], tls_context(ca))
+            relayed_round_trip(url, server["username"], server["credential"], trusted)
             for server, url in urls
         )
     )

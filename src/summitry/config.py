@@ -57,6 +57,13 @@ class Config:
     def tls(self) -> bool:
         return self.tls_cert is not None
 
+    @property
+    def turn_tls(self) -> tuple[Path, Path] | None:
+        """The certificate and key coturn serves `turns:` with, if it has both."""
+        if self.turn_tls_cert is None or self.turn_tls_key is None:
+            return None
+        return self.turn_tls_cert, self.turn_tls_key
+
     @classmethod
     def from_environ(
         cls,

@@ -182,7 +182,7 @@ async def test_a_foreign_whip_client_in_the_ministry_publishes_through_turn(
     await ru.locator(f'#waiting-list li[data-name="{FOREIGN}"] button.admit').click()
     whip = f"{internet.server.url}/api/v1/summits/{call.summit.id}/whip"
     tool = await asyncio.create_subprocess_exec(
-        *("ip", "netns", "exec", internet.net.namespace(MINISTRY.name)),
+        *internet.net.exec_in(MINISTRY.name),
         *(sys.executable, "-m", "tests.e2e.foreign_whip", whip, token, str(internet.tls.ca)),
         cwd=REPO_ROOT,
         env={"SSL_CERT_FILE": str(internet.tls.ca), "PATH": "/usr/bin:/bin"},
@@ -213,7 +213,7 @@ async def test_a_foreign_whip_client_in_the_ministry_publishes_through_turn(
 
 async def summitry_check(internet: Internet, site: Site | None, *args: str) -> tuple[int, str]:
     """`summitry check` run from `site` (from the operator's own network if None)."""
-    inside = ("ip", "netns", "exec", internet.net.namespace(site.name)) if site else ()
+    inside = internet.net.exec_in(site.name) if site else ()
     tool = await asyncio.create_subprocess_exec(
         *inside,
         *(sys.executable, "-m", "summitry.cli", "check", internet.server.url, *args),

@@ -45,6 +45,10 @@ class Topology:
     def namespace(self, role: str) -> str:
         return f"{self.prefix}-{role}"
 
+    def exec_in(self, role: str) -> tuple[str, ...]:
+        """The command prefix that runs a program in `role`'s network."""
+        return ("ip", "netns", "exec", self.namespace(role))
+
     def build(self) -> None:
         server = self._add(self.namespace("srv"))
         run("ip", "-n", server, "link", "add", "wan", "type", "bridge")
@@ -85,7 +89,7 @@ class Topology:
         run("ip", "-n", host, "addr", "add", f"{site.inside}/24", "dev", "eth0")
         run("ip", "-n", host, "link", "set", "eth0", "up")
         run("ip", "-n", host, "route", "add", "default", "via", f"198.19.{site.number}.1")
-        inside = ("ip", "netns", "exec", router)
+        inside = self.exec_in(f"{site.name}-gw")
         run(*inside, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
         run(*inside, "iptables", "-t", "nat", "-A", "POSTROUTING", "-o", "out", "-j",
             "MASQUERADE")  # fmt: skip
@@ -99,9 +103,7 @@ class Topology:
     def chromium(self, site: Site, folder: Path, binary: str) -> Path:
         """A Chromium that runs inside `site`'s network (Playwright keeps its pipes)."""
         wrapper = folder / f"chromium-{site.name}"
-        wrapper.write_text(
-            f'#!/bin/sh\nexec ip netns exec {self.namespace(site.name)} {binary} "$@"\n'
-        )
+        wrapper.write_text(f'#!/bin/sh\nexec {" ".join(self.exec_in(site.name))} {binary} "$@"\n')
         wrapper.chmod(0o755)
         return wrapper
 

@@ -28,14 +28,14 @@ from summitry.control.media import (
     require_media,
 )
 from summitry.control.unit import UnitOfWork
-from summitry.control.views import IceServersView, IceServerView
+from summitry.control.views import IceServersView, turn_offer
 from summitry.domain.errors import InvalidInput, NotFound, NotPermitted
 from summitry.domain.events import OnAirChanged
 from summitry.domain.model import Role
 from summitry.domain.phases import Phase
 from summitry.domain.sdp import PeerPolicy, check_description, trickle_fragment
 from summitry.security.grants import Grant
-from summitry.security.turn import TurnRelay, credential, expiry
+from summitry.security.turn import TurnRelay, expiry
 
 log = logging.getLogger(__name__)
 
@@ -73,16 +73,15 @@ class CallMedia:
             caller = await CallerContext.in_call(repo, grant, summit_id)
             row = caller.summit
             ends_at = row.starts_at + timedelta(seconds=row.planned_seconds)
-            issued = credential(self._turn.secret, grant.participant_id, expiry(ends_at, now))
+            until = expiry(ends_at, now)
             await repo.audit(
                 summit_id,
                 caller.actor,
                 "turn_credential_issued",
-                {"participant": grant.participant_id, "expires_at": issued.expires_at.isoformat()},
+                {"participant": grant.participant_id, "expires_at": until.isoformat()},
                 now,
             )
-        server = IceServerView(list(self._turn.urls), issued.username, issued.password)
-        return IceServersView([server], issued.expires_at)
+        return turn_offer(self._turn, grant.participant_id, until)
 
     def preflight_ice_servers(self) -> IceServersView:
         """For the operator's `summitry check`: TURN with a credential that lasts ten
@@ -90,10 +89,8 @@ class CallMedia:
         if self._turn is None:
             return IceServersView([], None)
         expires_at = self._work.clock.now() + PREFLIGHT
-        issued = credential(self._turn.secret, "preflight", expires_at)
         log.info("TURN credential for a preflight check, until %s", expires_at.isoformat())
-        server = IceServerView(list(self._turn.urls), issued.username, issued.password)
-        return IceServersView([server], issued.expires_at)
+        return turn_offer(self._turn, "preflight", expires_at)
 
     async def publish(self, grant: Grant, summit_id: str, offer: str) -> Published:
         require_summit(grant, summit_id)

@@ -11,19 +11,19 @@ from summitry.control.media import PublicOutputs, peer_safe, require_media
 from summitry.control.unit import UnitOfWork
 from summitry.control.views import (
     IceServersView,
-    IceServerView,
     Links,
     PublicRecording,
     PublicSideView,
     PublicStream,
     PublicView,
     readout_views,
+    turn_offer,
 )
 from summitry.domain.errors import IllegalTransition, NotFound
 from summitry.domain.phases import Phase
 from summitry.domain.sdp import PeerPolicy, check_description
 from summitry.domain.times import require_zone, wall_time
-from summitry.security.turn import VIEWER_LONGEST, VIEWER_OVERRUN, TurnRelay, credential, expiry
+from summitry.security.turn import VIEWER_LONGEST, VIEWER_OVERRUN, TurnRelay, expiry
 from summitry.store.models import SideRow, SummitRow
 
 RECORDING_NAMES = ("recording.mp4", "audio.ogg")
@@ -111,13 +111,11 @@ class PublicSide:
         if self._turn is None:
             return IceServersView([], None)
         now = self._work.clock.now()
-        issued = credential(
-            self._turn.secret,
+        return turn_offer(
+            self._turn,
             f"viewer-{secrets.token_hex(6)}",
             expiry(public_end(row, now), now, VIEWER_LONGEST, VIEWER_OVERRUN),
         )
-        server = IceServerView(list(self._turn.urls), issued.username, issued.password)
-        return IceServersView([server], issued.expires_at)
 
     async def watch(self, slug: str, offer: str) -> tuple[str, str]:
         """A public viewer's WHEP offer: the live broadcast, nothing else."""

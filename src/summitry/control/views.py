@@ -9,6 +9,7 @@ from typing import Protocol
 from summitry.domain import phases
 from summitry.domain.events import PhaseChanged
 from summitry.domain.times import offset_change, wall_time
+from summitry.security.turn import TurnRelay, credential
 from summitry.store.models import ParticipantRow, ReadoutRow, SideRow, SummitRow
 from summitry.store.repository import state_of
 
@@ -151,6 +152,14 @@ class IceServersView:
 
     ice_servers: list[IceServerView]
     expires_at: datetime | None
+
+
+def turn_offer(turn: TurnRelay, holder: str, expires_at: datetime) -> IceServersView:
+    """Every TURN URL with one credential of `holder`'s own, good until `expires_at`."""
+    issued = credential(turn.secret, holder, expires_at)
+    return IceServersView(
+        [IceServerView(list(turn.urls), issued.username, issued.password)], issued.expires_at
+    )
 
 
 @dataclass(frozen=True)

@@ -79,11 +79,7 @@ async def build_media_plane(
                     config.media_address,
                     config.turn_port,
                     config.public_address,
-                    tls=(
-                        (config.turn_tls_cert, config.turn_tls_key)
-                        if config.turn_tls_cert and config.turn_tls_key
-                        else None
-                    ),
+                    tls=config.turn_tls,
                     tls_port=config.turn_tls_port,
                 ),
                 config.turn_secret,

@@ -169,6 +169,23 @@ def alive(pid: int) -> bool:
     return True
 
 
+async def terminate(pid: int, process: asyncio.subprocess.Process | None) -> None:
+    """Stop `pid` (SIGTERM, SIGKILL after 5 s) and reap it if it is our `process`."""
+    if not alive(pid):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    for _ in range(50):
+        if not alive(pid):
+            break
+        await asyncio.sleep(0.1)
+    else:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    if process is not None and process.pid == pid:
+        await process.wait()
+
+
 async def answers(endpoint: JanusEndpoint) -> bool:
     janus = Janus(endpoint.url, endpoint.api_secret)
     try:
@@ -300,18 +317,8 @@ class JanusSupervisor:
                 log.exception("after-restart step failed")
 
     async def _terminate(self) -> None:
-        if self._pid is None or not alive(self._pid):
-            return
-        os.kill(self._pid, signal.SIGTERM)
-        for _ in range(50):
-            if not alive(self._pid):
-                break
-            await asyncio.sleep(0.1)
-        else:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self._pid, signal.SIGKILL)
-        if self._process is not None and self._process.pid == self._pid:
-            await self._process.wait()
+        if self._pid is not None:
+            await terminate(self._pid, self._process)
 
     async def stop(self) -> None:
         if self._watcher is not None:

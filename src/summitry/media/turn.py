@@ -8,14 +8,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import shutil
-import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from summitry.media.supervisor import WATCH_SECONDS, alive
+from summitry.media.supervisor import WATCH_SECONDS, alive, terminate
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +175,7 @@ class TurnSupervisor:
             log.info("adopted the running coturn (pid %s)", pid)
             return True
         log.info("stopping the coturn (pid %s) a previous run left with other settings", pid)
-        await self._terminate(pid)
+        await terminate(pid, self.process)
         return False
 
     async def _launch(self) -> None:
@@ -238,19 +236,6 @@ class TurnSupervisor:
             if self.pid is None or not alive(self.pid):
                 return
 
-    async def _terminate(self, pid: int) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        for _ in range(50):
-            if not alive(pid):
-                break
-            await asyncio.sleep(0.1)
-        else:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        if self.process is not None and self.process.pid == pid:
-            await self.process.wait()
-
     async def stop(self) -> None:
         self._stopping = True
         if self._watcher is not None:
@@ -258,4 +243,4 @@ class TurnSupervisor:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
         if self.pid is not None and alive(self.pid):
-            await self._terminate(self.pid)
+            await terminate(self.pid, self.process)

@@ -103,8 +103,7 @@ async def whip_publish(
     published = await service.call.publish(caller, summit_id, offer)
     location = f"/api/v1/summits/{summit_id}/whip/{published.resource_id}"
     headers = {"Location": location, "ETag": f'"{published.resource_id}"'}
-    if links := ice_server_links(await service.call.ice_servers(caller, summit_id)):
-        headers["Link"] = links
+    headers |= ice_headers(await service.call.ice_servers(caller, summit_id))
     return Response(published.answer, 201, media_type=SDP, headers=headers)
 
 
@@ -113,19 +112,20 @@ async def whip_ice_servers(summit_id: str, caller: Caller, service: Service) -> 
     """The ICE servers before the offer (RFC 9725, section 4.6), for WHIP clients that
     cannot take new ones once their offer is made."""
     headers = {"Allow": "OPTIONS, POST"}
-    if links := ice_server_links(await service.call.ice_servers(caller, summit_id)):
-        headers["Link"] = links
+    headers |= ice_headers(await service.call.ice_servers(caller, summit_id))
     return Response(status_code=204, headers=headers)
 
 
-def ice_server_links(servers: IceServersView) -> str:
-    """The ICE servers as WHIP and WHEP clients read them (RFC 9725, section 4.6)."""
-    return ", ".join(
+def ice_headers(servers: IceServersView) -> dict[str, str]:
+    """The ICE servers as WHIP and WHEP clients read them (RFC 9725, section 4.6): a
+    `Link` header, none when there are no servers."""
+    links = ", ".join(
         f'<{url}>; rel="ice-server"; username="{server.username}"; '
         f'credential="{server.credential}"; credential-type="password"'
         for server in servers.ice_servers
         for url in server.urls
     )
+    return {"Link": links} if links else {}
 
 
 @router.get("/ice-servers", response_model=IceServersView)

@@ -13,7 +13,7 @@ from fastapi.responses import FileResponse
 from summitry.control.views import IceServersView
 from summitry.domain.errors import NotFound
 from summitry.web.api import Service
-from summitry.web.media import SDP, SDP_BODY, ice_server_links, text_body
+from summitry.web.media import SDP, SDP_BODY, ice_headers, text_body
 
 router = APIRouter()
 
@@ -31,20 +31,16 @@ RECORDING_TYPES = {"mp4": ("recording.mp4", "video/mp4"), "ogg": ("audio.ogg", "
 async def whep_watch(slug: str, request: Request, service: Service) -> Response:
     """WHEP: watch the live broadcast (a viewer only receives; it can never publish)."""
     offer = await text_body(request, SDP)
-    links = ice_server_links(await service.public.ice_servers(slug))
+    ice = ice_headers(await service.public.ice_servers(slug))
     resource_id, answer = await service.public.watch(slug, offer)
-    headers = {"Location": f"/api/v1/public/{slug}/whep/{resource_id}"}
-    if links:
-        headers["Link"] = links
+    headers = {"Location": f"/api/v1/public/{slug}/whep/{resource_id}"} | ice
     return Response(answer, 201, media_type=SDP, headers=headers)
 
 
 @router.options("/api/v1/public/{slug}/whep", status_code=204, response_class=Response)
 async def whep_ice_servers(slug: str, service: Service) -> Response:
     """While live, the ICE servers before the offer (RFC 9725, section 4.6)."""
-    headers = {"Allow": "OPTIONS, POST"}
-    if links := ice_server_links(await service.public.ice_servers(slug)):
-        headers["Link"] = links
+    headers = {"Allow": "OPTIONS, POST"} | ice_headers(await service.public.ice_servers(slug))
     return Response(status_code=204, headers=headers)
 
 
