@@ -54,7 +54,7 @@ class RoundTrip:
         return self.error is None
 
 
-class _Inbox(asyncio.DatagramProtocol):
+class Inbox(asyncio.DatagramProtocol):
     def __init__(self) -> None:
         self.received: asyncio.Queue[tuple[bytes, Any]] = asyncio.Queue()
 
@@ -79,10 +79,10 @@ async def relayed_round_trip(
     opened: list[turn.TurnTransport] = []
     try:
         async with asyncio.timeout(seconds):
-            inboxes: list[_Inbox] = []
+            inboxes: list[Inbox] = []
             for _ in range(2):
                 transport, inbox = await turn.create_turn_endpoint(
-                    _Inbox,
+                    Inbox,
                     (where.host, where.port),
                     username,
                     password,
@@ -99,7 +99,7 @@ async def relayed_round_trip(
             # both have sent, the first datagrams are dropped, so each is sent again.
             await asyncio.gather(
                 *(
-                    _deliver(opened[sender], relays[receiver], inboxes[receiver], sender)
+                    deliver(opened[sender], relays[receiver], inboxes[receiver], sender)
                     for sender, receiver in ((0, 1), (1, 0))
                 )
             )
@@ -114,8 +114,8 @@ async def relayed_round_trip(
             transport.close()
 
 
-async def _deliver(
-    sender: turn.TurnTransport, to: tuple[str, int], inbox: _Inbox, number: int
+async def deliver(
+    sender: turn.TurnTransport, to: tuple[str, int], inbox: Inbox, number: int
 ) -> None:
     payload = f"summitry check {number}".encode()
     while True:

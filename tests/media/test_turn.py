@@ -15,12 +15,13 @@ from urllib.parse import urlparse
 
 import httpx
 import pytest
+from aioice import turn
 
 from summitry.media.supervisor import alive
 from summitry.media.turn import TurnSettings, TurnSupervisor
 from summitry.security.local_ca import LocalTls, local_tls
 from summitry.security.turn import credential
-from summitry.turn_probe import relayed_round_trip
+from summitry.turn_probe import Inbox, deliver, relayed_round_trip
 from tests.conftest import free_port
 from tests.media.conftest import Room
 from tests.media.peers import Publisher
@@ -204,3 +205,36 @@ async def test_a_restarted_summitry_adopts_its_coturn_or_replaces_a_stale_one(
     finally:
         await rotated.stop()
     assert rotated.pid is not None and not alive(rotated.pid)
+
+
+async def test_a_relay_outlives_its_credential(
+    turn_over_tls: tuple[TurnSettings, LocalTls], media_address: str
+) -> None:
+    """A call outlasts its participant's TURN credential: coturn checks the expiry when
+    it allocates, and keeps permitting peers and carrying packets for an allocation
+    after it (it keeps the key it checked). Only a new allocation needs a fresh
+    credential, and the page asks for one whenever it reconnects."""
+    settings, _ = turn_over_tls
+    expires_at = datetime.now(UTC) + timedelta(seconds=2)
+    short = credential(TLS_SECRET, "participant", expires_at)
+    server = (media_address, settings.port)
+    opened = [
+        await turn.create_turn_endpoint(Inbox, server, short.username, short.password) for _ in "ab"
+    ]
+    try:
+        while datetime.now(UTC) < expires_at + timedelta(seconds=1):
+            await asyncio.sleep(0.1)
+        late = await relayed_round_trip(
+            f"turn:{media_address}:{settings.port}", short.username, short.password
+        )
+        assert late.error == "refused: 401 Unauthorized", late
+        # Each allocation now permits the other's address, with the lapsed credential.
+        relays = [transport.get_extra_info("sockname")[:2] for transport, _ in opened]
+        async with asyncio.timeout(10):
+            await asyncio.gather(
+                deliver(opened[0][0], relays[1], opened[1][1], 0),
+                deliver(opened[1][0], relays[0], opened[0][1], 1),
+            )
+    finally:
+        for transport, _ in opened:
+            transport.close()
