@@ -1,8 +1,9 @@
 """`summitry check`: a deployment's preflight, run on the server or from anywhere outside.
 It looks at what a participant's browser will meet: the certificate and HSTS, the
-server's clock (grants and TURN credentials expire by it), and a real relayed round trip
-through every TURN server the browsers are handed (over UDP, TCP and TLS). Each finding
-is one line; any failure makes the exit status non-zero."""
+server's clock (grants and TURN credentials expire by it), ICE with Janus's media ports
+over UDP, and a real relayed round trip through every TURN server the browsers are
+handed (over UDP, TCP and TLS). Each finding is one line; any failure makes the exit
+status non-zero."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from summitry.ice_probe import ice_with_janus
 from summitry.turn_probe import relayed_round_trip
 
 # Certificates this close to their end are reported: renewal has failed somewhere.
@@ -68,8 +70,13 @@ async def check(url: str, operator_token: str | None, ca: Path | None) -> list[F
         if parts.scheme == "https":
             findings.append(hsts(health))
         findings.append(clock(health, sent, received))
-        findings.extend(await relays(http, operator_token, trusted))
-    return findings
+        if operator_token is None:
+            needs = "not checked: needs the operator token (--operator-token)"
+            return [*findings, Finding("ICE", False, needs), Finding("TURN", False, needs)]
+        direct, relayed = await asyncio.gather(
+            media_ports(http, operator_token), relays(http, operator_token, trusted)
+        )
+    return [*findings, direct, *relayed]
 
 
 async def certificate(host: str, port: int, context: ssl.SSLContext) -> Finding:
@@ -129,11 +136,40 @@ def clock(health: httpx.Response, sent: datetime, received: datetime) -> Finding
     return Finding("clock", skew <= CLOCK_SKEW_SECONDS, detail)
 
 
+class PreflightRefused(Exception):
+    """The server would not answer the preflight offer."""
+
+
+async def media_ports(http: httpx.AsyncClient, operator_token: str) -> Finding:
+    """ICE over UDP with Janus, as a browser here without TURN would connect."""
+
+    async def exchange(offer: str) -> str:
+        answer = await http.post(
+            "/api/v1/preflight/media",
+            content=offer,
+            headers={
+                "Authorization": f"Bearer {operator_token}",
+                "Content-Type": "application/sdp",
+            },
+        )
+        if answer.status_code != 201:
+            raise PreflightRefused(f"{answer.status_code} {answer.text[:200]}")
+        return answer.text
+
+    try:
+        result = await ice_with_janus(exchange)
+    except PreflightRefused as error:
+        return Finding("ICE", False, f"no preflight offer answered: {error}")
+    janus = ", ".join(result.offered) or "no address"
+    if result.ok:
+        took = f"{result.milliseconds:.1f} ms"
+        return Finding("ICE", True, f"UDP to Janus at {janus} in {took}: browsers here go direct")
+    return Finding("ICE", False, f"{result.error} (Janus at {janus}): browsers here need TURN")
+
+
 async def relays(
-    http: httpx.AsyncClient, operator_token: str | None, trusted: ssl.SSLContext
+    http: httpx.AsyncClient, operator_token: str, trusted: ssl.SSLContext
 ) -> list[Finding]:
-    if operator_token is None:
-        return [Finding("TURN", False, "not checked: needs the operator token (--operator-token)")]
     answer = await http.get(
         "/api/v1/preflight/ice-servers", headers={"Authorization": f"Bearer {operator_token}"}
     )

@@ -77,6 +77,10 @@ class RecordingMedia:
     ) -> None:
         self.calls.append(("set_media_state", participant_id, str(audio), str(video)))
 
+    async def preflight(self, offer: str) -> str:
+        self.calls.append(("preflight",))
+        return "answer"
+
     async def watch_broadcast(self, summit_id: str, offer: str) -> tuple[str, str]:
         self.calls.append(("watch_broadcast",))
         return "viewer", "answer"

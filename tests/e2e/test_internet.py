@@ -239,17 +239,24 @@ async def test_summitry_check_reports_what_each_network_lets_through(internet: I
     status, said = await summitry_check(internet, None, *trusted)
     assert status == 0, said
     found = lines_of(said)
-    for subject in ("certificate", "server", "HSTS", "clock"):
+    for subject in ("certificate", "server", "HSTS", "clock", "ICE"):
         assert found[subject].startswith("ok"), said
+    assert f"UDP to Janus at {MEDIA_ADDRESS}:" in found["ICE"], said
     turn = {subject: line for subject, line in found.items() if subject.startswith("turn")}
     assert len(turn) == 3 and all("relayed round trip" in line for line in turn.values()), said
     assert all(f"via {MEDIA_ADDRESS}" in line for line in turn.values()), said
+
+    # From a home behind its NAT, Janus is reached directly too.
+    status, said = await summitry_check(internet, HOME_A, *trusted)
+    assert status == 0 and lines_of(said)["ICE"].startswith("ok"), said
 
     # From the ministry only TLS on 443 gets out: the check says so, and fails.
     status, said = await summitry_check(internet, MINISTRY, *trusted)
     assert status == 1, said
     failed = {s for s, line in lines_of(said).items() if line.startswith("FAIL")}
-    assert failed == {f"turn:{MEDIA_ADDRESS}:3478?transport={t}" for t in ("udp", "tcp")}, said
+    relays = {f"turn:{MEDIA_ADDRESS}:3478?transport={t}" for t in ("udp", "tcp")}
+    assert failed == {"ICE", *relays}, said
+    assert "browsers here need TURN" in lines_of(said)["ICE"], said
     assert lines_of(said)[f"turns:{MEDIA_ADDRESS}:443?transport=tcp"].startswith("ok"), said
 
     # Without the CA, or with a wrong token: named, and a failure.
@@ -261,3 +268,4 @@ async def test_summitry_check_reports_what_each_network_lets_through(internet: I
         internet, None, "--operator-token", "wrong", "--ca", str(internet.tls.ca)
     )
     assert status == 1 and "403" in lines_of(said)["TURN"], said
+    assert "403" in lines_of(said)["ICE"], said

@@ -92,6 +92,12 @@ class CallMedia:
         log.info("TURN credential for a preflight check, until %s", expires_at.isoformat())
         return turn_offer(self._turn, "preflight", expires_at)
 
+    async def preflight(self, offer: str) -> str:
+        """For the operator's `summitry check`: Janus's answer to one audio offer, so
+        the check can prove ICE reaches Janus's media ports from where it runs."""
+        offer = peer_safe(self._peers, check_description(offer), "the operator's preflight")
+        return await require_media(self._room).preflight(offer)
+
     async def publish(self, grant: Grant, summit_id: str, offer: str) -> Published:
         require_summit(grant, summit_id)
         if not grant.role.publishes:

@@ -120,6 +120,11 @@ class RoomMedia(Protocol):
         self, summit_id: str, participant_id: str, audio: bool, video: bool
     ) -> None: ...
 
+    async def preflight(self, offer: str) -> str:
+        """Janus's answer to a preflight check's offer, for no summit: the check runs
+        ICE against its candidates, and what it set up goes away by itself."""
+        ...
+
 
 class BroadcastControl(Protocol):
     """What the phases do to the media (room opened, broadcast started and cut, room

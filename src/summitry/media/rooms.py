@@ -28,6 +28,7 @@ from summitry.domain.events import FeedsChanged, MediaReset, MediaStateChanged, 
 from summitry.domain.sdp import has_candidates
 from summitry.media.connection import Announce, JanusConnection, answer_offer, janus_errors
 from summitry.media.janus import JSON, Handle, Janus, JanusError, JanusUnavailable, Session
+from summitry.media.preflight import Preflights
 from summitry.media.resources import VIDEOROOM, PublisherResource, Room, SubscriptionResource
 from summitry.media.state_file import StateFile
 
@@ -108,6 +109,7 @@ class JanusRooms:
         self._subscriptions: dict[str, SubscriptionResource] = {}
         self._lock = asyncio.Lock()
         self.broadcast: Broadcast | None = None
+        self._preflights = Preflights(connection)
 
     # --- the session (connection.SessionUser)
 
@@ -627,6 +629,9 @@ class JanusRooms:
         ]:
             if (summit, participant) == (summit_id, participant_id):
                 await self.leave(resource_id)
+
+    async def preflight(self, offer: str) -> str:
+        return await self._preflights.answer(offer)
 
     async def _attach(self) -> Handle:
         async with janus_errors():

@@ -69,6 +69,7 @@ def create_app(config: Config, lifespan: Lifespan | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(api.router)
     app.include_router(media.router)
+    app.include_router(media.preflight_router)
     app.include_router(keys.router)
     app.include_router(public.router)
     app.include_router(pages.router)

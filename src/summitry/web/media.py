@@ -10,9 +10,11 @@ from summitry.control.media import Feed, Offered
 from summitry.control.views import IceServersView
 from summitry.domain.errors import BadDescription, InvalidInput
 from summitry.domain.sdp import MAX_SDP_BYTES
-from summitry.web.api import Caller, Service
+from summitry.web.api import Caller, Operator, Service
+from summitry.web.errors import declared
 
 router = APIRouter(prefix="/api/v1/summits/{summit_id}")
+preflight_router = APIRouter(prefix="/api/v1/preflight")
 
 SDP = "application/sdp"
 TRICKLE = "application/trickle-ice-sdpfrag"
@@ -114,6 +116,23 @@ async def whip_ice_servers(summit_id: str, caller: Caller, service: Service) -> 
     headers = {"Allow": "OPTIONS, POST"}
     headers |= ice_headers(await service.call.ice_servers(caller, summit_id))
     return Response(status_code=204, headers=headers)
+
+
+@preflight_router.post(
+    "/media",
+    status_code=201,
+    response_class=Response,
+    openapi_extra={"requestBody": {"required": True, **SDP_BODY}},
+    responses={
+        201: {"description": "Janus's answer, with its candidates", **SDP_BODY},
+        **declared(401, 403),
+    },
+)
+async def preflight_media(request: Request, service: Service, _: Operator) -> Response:
+    """For `summitry check`: offer one audio stream, get Janus's answer and run ICE
+    against its candidates; what Janus set up for it goes away after 30 s."""
+    answer = await service.call.preflight(await text_body(request, SDP))
+    return Response(answer, 201, media_type=SDP)
 
 
 def ice_headers(servers: IceServersView) -> dict[str, str]:
