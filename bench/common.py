@@ -4,6 +4,7 @@ set-up: `.venv/bin/python bench/NAME.py`."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import statistics
@@ -13,7 +14,7 @@ import tempfile
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -26,6 +27,45 @@ from tests.servers import Seeded, Server, running_summitry  # noqa: E402
 
 MEDIA_ADDRESS = "198.18.0.1"
 PAGE_LIBRARY = Path(__file__).with_name("pagelib.js")
+
+
+class Relay(asyncio.DatagramProtocol):
+    """One UDP socket between the browser and one of Janus's ports (Janus's offer is
+    rewritten in the page to name it): what comes from Janus goes to the browser,
+    anything else to Janus, through `carry`, which a path's impairment overrides."""
+
+    def __init__(self, janus: tuple[str, int]) -> None:
+        self.janus = janus
+        self.browser: tuple[str, int] | None = None
+        self.transport: asyncio.DatagramTransport | None = None
+        self.carried = 0
+        self.dropped = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        from_janus = addr == self.janus
+        if from_janus:
+            to = self.browser
+        else:
+            self.browser, to = addr, self.janus
+        if to is not None and self.transport is not None:
+            self.carry(data, to, from_janus)
+
+    def carry(self, data: bytes, to: tuple[str, int], from_janus: bool) -> None:
+        self.carried += 1
+        self.send_later(0.0, data, to)
+
+    def send_later(self, delay: float, data: bytes, to: tuple[str, int]) -> None:
+        if delay <= 0:
+            self._send(data, to)
+        else:
+            asyncio.get_running_loop().call_later(delay, self._send, data, to)
+
+    def _send(self, data: bytes, to: tuple[str, int]) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.sendto(data, to)
 
 
 def in_namespace(name: str) -> None:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import random
-from typing import Any, cast
+from typing import Any
 
 from common import (
     MEDIA_ADDRESS,
+    Relay,
     bench_page,
     chromium,
     in_namespace,
@@ -30,43 +31,22 @@ SECONDS = 20
 OUTAGE_S = 3.0
 
 
-class ImpairedRelay(asyncio.DatagramProtocol):
-    """One UDP socket between the browser and one of Janus's ports: what comes from Janus
-    goes to the browser, anything else to Janus, each packet dropped or delayed."""
+class ImpairedRelay(Relay):
+    """Each packet, either way, dropped or delayed once `impaired`; all dropped `down`."""
 
     def __init__(self, janus: tuple[str, int], rng: random.Random) -> None:
-        self.janus = janus
+        super().__init__(janus)
         self.rng = rng
-        self.browser: tuple[str, int] | None = None
-        self.transport: asyncio.DatagramTransport | None = None
         self.impaired = False
         self.down = False
-        self.carried = 0
-        self.dropped = 0
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        if addr == self.janus:
-            to = self.browser
-        else:
-            self.browser, to = addr, self.janus
-        if to is None or self.transport is None:
-            return
+    def carry(self, data: bytes, to: tuple[str, int], from_janus: bool) -> None:
         if self.down or (self.impaired and self.rng.random() < LOSS):
             self.dropped += 1
             return
         self.carried += 1
-        if not self.impaired:
-            self.transport.sendto(data, to)
-            return
-        delay = DELAY_S + self.rng.uniform(-JITTER_S, JITTER_S)
-        asyncio.get_running_loop().call_later(delay, self._send, data, to)
-
-    def _send(self, data: bytes, to: tuple[str, int]) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.sendto(data, to)
+        delay = DELAY_S + self.rng.uniform(-JITTER_S, JITTER_S) if self.impaired else 0.0
+        self.send_later(delay, data, to)
 
 
 # Counters of the page's one subscription, read twice to take an interval.

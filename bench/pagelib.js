@@ -6,10 +6,10 @@
   const CELL = 20;
   const clock = () => Math.round(performance.timeOrigin + performance.now()) % (1 << BITS);
 
-  function stampedStream(fps = 30) {
+  function stampedStream(fps = 30, width = 640, height = 360) {
     const canvas = document.createElement("canvas");
-    canvas.width = 640;
-    canvas.height = 360;
+    canvas.width = width;
+    canvas.height = height;
     const g = canvas.getContext("2d");
     let frame = 0;
     const draw = () => {
@@ -126,9 +126,13 @@
     return pc.localDescription.sdp;
   }
 
-  async function publish(summit, token, stream) {
+  // `sendEncodings`: the video's layers (e.g. the room page's simulcast), if any.
+  async function publish(summit, token, stream, sendEncodings) {
     const pc = new RTCPeerConnection();
-    for (const track of stream.getTracks()) pc.addTransceiver(track, { direction: "sendonly" });
+    for (const track of stream.getTracks()) {
+      const layers = track.kind === "video" && sendEncodings ? { sendEncodings } : {};
+      pc.addTransceiver(track, { direction: "sendonly", ...layers });
+    }
     await pc.setLocalDescription(await pc.createOffer());
     await gathered(pc);
     const response = await fetch(`/api/v1/summits/${summit}/whip`, {
@@ -168,7 +172,12 @@
     const element = video(await remote);
     const first = await firstFrame(element);
     return {
-      ms: first - started, element, pc,
+      ms: first - started, element, pc, feeds: body.feeds,
+      // `layers`: [feed id, "low" | "medium" | "high"] pairs, as the room page sends them.
+      chooseLayers: (layers) => fetch(`${base}/${body.id}/layers`, {
+        method: "PUT", headers,
+        body: JSON.stringify({ layers: layers.map(([feed_id, layer]) => ({ feed_id, layer })) }),
+      }),
       close: async () => {
         pc.close(); element.remove();
         await fetch(`${base}/${body.id}`, { method: "DELETE", headers });

@@ -77,6 +77,9 @@ class RecordingMedia:
     ) -> None:
         self.calls.append(("set_media_state", participant_id, str(audio), str(video)))
 
+    async def choose_layers(self, resource_id: str, layers: dict[int, int]) -> None:
+        self.calls.append(("choose_layers", resource_id, str(sorted(layers.items()))))
+
     async def preflight(self, offer: str) -> str:
         self.calls.append(("preflight",))
         return "answer"

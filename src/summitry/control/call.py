@@ -136,6 +136,14 @@ class CallMedia:
         sees = await self._keys.receives_feeds(summit_id, grant.participant_id)
         return await require_media(self._room).sync(resource_id, sees_feeds=sees)
 
+    async def choose_layers(
+        self, grant: Grant, summit_id: str, resource_id: str, layers: dict[int, int]
+    ) -> None:
+        """The receiving browser picks each feed's video layer: a poor path takes a lower
+        one instead of freezing on the highest."""
+        self._own_resource(grant, summit_id, resource_id)
+        await require_media(self._room).choose_layers(resource_id, layers)
+
     async def leave(self, grant: Grant, summit_id: str, resource_id: str) -> None:
         self._own_resource(grant, summit_id, resource_id)
         await require_media(self._room).leave(resource_id)

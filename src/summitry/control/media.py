@@ -104,6 +104,10 @@ class RoomMedia(Protocol):
 
     async def sync(self, resource_id: str, sees_feeds: bool) -> Offered: ...
 
+    async def choose_layers(self, resource_id: str, layers: dict[int, int]) -> None:
+        """feed id -> the simulcast layer of its video the subscription receives (0-2)."""
+        ...
+
     async def withhold_feeds(self, summit_id: str, allowed: set[str]) -> None:
         """Stops every feed to the subscriptions of participants not in `allowed`."""
         ...

@@ -47,6 +47,11 @@ def has_candidates(sdp: str) -> bool:
     return "a=candidate:" in sdp or "a=end-of-candidates" in sdp
 
 
+def is_simulcast(sdp: str) -> bool:
+    """Whether an offer sends its video in several layers (RFC 8853)."""
+    return any(line.startswith("a=simulcast:send") for line in sdp.splitlines())
+
+
 def trickle_fragment(fragment: str) -> tuple[list[dict[str, object]], bool]:
     """The candidates of an application/trickle-ice-sdpfrag body (RFC 8840), each with
     its mid, and whether it says the gathering is complete."""

@@ -71,6 +71,11 @@ class LivePublisher(Protocol):
         """kind ("audio", "video") -> the mid of its first stream of that kind."""
         ...
 
+    @property
+    def simulcast(self) -> bool:
+        """Whether its video comes in layers."""
+        ...
+
 
 class Room(Protocol):
     """What the broadcast chain needs of the summits' rooms (JanusRooms has it): who
@@ -301,13 +306,17 @@ class BroadcastChain:
         if self._live.get(broadcast.summit_id) is not broadcast:
             return  # cut while the packager started: nothing more goes on air
         slot.feed_id = publisher.feed_id
+        # A simulcast camera goes on air as one stream, its highest layer (Janus's
+        # forwarder acts as a viewer); a single-layer one is forwarded as it is (a
+        # viewer-like forwarder of it would forward nothing).
+        video_layer = {"pt": VIDEO_PT, "simulcast": publisher.simulcast}
         slot.forwards = await self.room.forward(
             broadcast.summit_id,
             publisher.feed_id,
             [
-                {"mid": video_mid, "port": video, "rtcp_port": rtcp, "pt": VIDEO_PT},
+                {"mid": video_mid, "port": video, "rtcp_port": rtcp, **video_layer},
                 {"mid": audio_mid, "port": audio, "pt": AUDIO_PT},
-                {"mid": video_mid, "port": packager_video, "pt": VIDEO_PT},
+                {"mid": video_mid, "port": packager_video, **video_layer},
                 {"mid": audio_mid, "port": packager_audio, "pt": AUDIO_PT},
             ],
         )

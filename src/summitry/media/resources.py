@@ -31,6 +31,7 @@ class PublisherResource:
     video: bool = True
     mids: dict[str, str] = field(default_factory=dict)  # kind -> mid of the published streams
     encrypted: bool = False  # flagged end-to-end encrypted in Janus
+    simulcast: bool = False  # its video comes in layers (the offer said so)
     watcher: asyncio.Task[None] | None = None
 
 

@@ -25,7 +25,7 @@ from summitry.domain.errors import (
     NotFound,
 )
 from summitry.domain.events import FeedsChanged, MediaReset, MediaStateChanged, Speaking
-from summitry.domain.sdp import has_candidates
+from summitry.domain.sdp import has_candidates, is_simulcast
 from summitry.media.connection import Announce, JanusConnection, answer_offer, janus_errors
 from summitry.media.janus import JSON, Handle, Janus, JanusError, JanusUnavailable, Session
 from summitry.media.preflight import Preflights
@@ -327,6 +327,7 @@ class JanusRooms:
             handle,
             mids=first_mids(published.get("streams", [])),
             encrypted=encrypted,
+            simulcast=is_simulcast(offer),
         )
         resource.watcher = asyncio.create_task(self._watch_publisher(resource))
         self._publishers[resource.id] = resource
@@ -564,6 +565,21 @@ class JanusRooms:
         offer = str(jsep["sdp"]) if jsep and jsep.get("type") == "offer" else pending
         await self._save()
         return Offered(resource_id, offer, list(subscription.feeds.values()), subscription.streams)
+
+    async def choose_layers(self, resource_id: str, layers: dict[int, int]) -> None:
+        """Which simulcast layer (0 lowest to 2 highest) of each feed's video the
+        subscription receives; Janus switches at the next key frame, and feeds that are
+        not simulcast stay as they are."""
+        subscription = self._subscription(resource_id)
+        streams = [
+            {"mid": stream.mid, "substream": layers[stream.feed_id]}
+            for stream in subscription.streams
+            if stream.kind == "video" and stream.feed_id in layers
+        ]
+        if not streams or subscription.handle is None:
+            return
+        async with subscription.lock, janus_errors(MediaRefused, "the media server refused"):
+            await subscription.handle.message({"request": "configure", "streams": streams})
 
     async def _watch_subscription(self, subscription: SubscriptionResource) -> None:
         """Takes the offers Janus makes by itself (when a publisher leaves) and tells the

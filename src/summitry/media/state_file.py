@@ -68,6 +68,7 @@ class StateFile:
                 item["video"],
                 item["mids"],
                 item.get("encrypted", False),
+                item.get("simulcast", False),
             )
             for item in state["publishers"]
         ]
@@ -122,6 +123,7 @@ class StateFile:
                     "video": r.video,
                     "mids": r.mids,
                     "encrypted": r.encrypted,
+                    "simulcast": r.simulcast,
                 }
                 for r in publishers
             ],

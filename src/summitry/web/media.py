@@ -3,6 +3,8 @@ server-offer exchange because the Janus VideoRoom always makes the subscriber's 
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
@@ -206,6 +208,34 @@ async def sync(
     summit_id: str, resource_id: str, caller: Caller, service: Service
 ) -> SubscriptionOut:
     return subscription_out(await service.call.sync(caller, summit_id, resource_id))
+
+
+LAYER = {"low": 0, "medium": 1, "high": 2}
+
+
+class LayerIn(BaseModel):
+    feed_id: int
+    layer: Literal["low", "medium", "high"]
+
+
+class LayersIn(BaseModel):
+    layers: list[LayerIn] = Field(max_length=64)
+
+
+@router.put(
+    "/subscriptions/{resource_id}/layers",
+    status_code=204,
+    response_class=Response,
+    responses=declared(401, 403, 404, 409),
+)
+async def choose_layers(
+    summit_id: str, resource_id: str, body: LayersIn, caller: Caller, service: Service
+) -> Response:
+    """Which simulcast layer of each feed's video to receive (a browser on a poor path
+    steps down instead of freezing); Janus switches at the next key frame."""
+    layers = {chosen.feed_id: LAYER[chosen.layer] for chosen in body.layers}
+    await service.call.choose_layers(caller, summit_id, resource_id, layers)
+    return Response(status_code=204)
 
 
 class OnAirIn(BaseModel):

@@ -7,6 +7,20 @@ import { negotiate } from "./whip.js";
 
 const PC_CONFIG = { bundlePolicy: "max-bundle", ...PC_OPTIONS };
 
+// The camera in three layers (simulcast), highest first as Janus reads them: each
+// receiver gets the layer its own path carries (see layers.js). A picture under 360
+// lines goes as one layer: Chromium would send only its top one anyway.
+export const SIMULCAST = [
+  { rid: "h", maxBitrate: 1_200_000 },
+  { rid: "m", maxBitrate: 450_000, scaleResolutionDownBy: 2 },
+  { rid: "l", maxBitrate: 150_000, scaleResolutionDownBy: 4 },
+];
+
+/** Whether a camera track goes out in layers. */
+export function layered(track) {
+  return (track?.getSettings().height || 0) >= 360;
+}
+
 /** A PeerConnection through the summit's TURN servers (`iceServers`, from the server). */
 function peerConnection(iceServers) {
   return new RTCPeerConnection({ ...PC_CONFIG, iceServers: iceServers || [] });
@@ -78,11 +92,13 @@ export class Publisher {
     const pc = peerConnection(this.iceServers);
     this.pc = pc;
     this.transceivers = {};
+    this.layered = layered(stream.getVideoTracks()[0]);
     for (const kind of ["audio", "video"]) {
       const track = stream.getTracks().find((t) => t.kind === kind);
       this.transceivers[kind] = pc.addTransceiver(track || kind, {
         direction: "sendonly",
         streams: [stream],
+        ...(kind === "video" && this.layered && { sendEncodings: SIMULCAST }),
       });
       this.e2ee.attachSender(this.transceivers[kind].sender, kind);
     }
@@ -99,6 +115,12 @@ export class Publisher {
   async replaceTrack(track) {
     const transceiver = this.transceivers[track.kind];
     if (transceiver && !this.closed) await transceiver.sender.replaceTrack(track);
+  }
+
+  /** Whether `track` needs a new negotiation: it goes out in layers and the current
+   * one does not, or the other way round. */
+  layeringChanges(track) {
+    return track.kind === "video" && layered(track) !== this.layered;
   }
 
   /** Frees the session on the server while the page is being closed. */
@@ -197,6 +219,13 @@ export class RoomSubscription {
       await this.pc.setLocalDescription(answer);
     }
     this.report();
+  }
+
+  /** `layers`: feed id → "low" | "medium" | "high", the video layer to receive. */
+  async chooseLayers(layers) {
+    if (this.closed || !this.id) return;
+    const chosen = [...layers].map(([feed_id, layer]) => ({ feed_id, layer }));
+    await this.api.put(`/subscriptions/${this.id}/layers`, { layers: chosen });
   }
 
   /** Tells the decryption of each receiver whose frames it may open: those of the

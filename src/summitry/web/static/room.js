@@ -14,6 +14,7 @@ import {
   openCamera,
 } from "./media.js";
 import { OVER, phaseOf, showPhase } from "./phases.js";
+import { FeedLayers } from "./layers.js";
 import { LEVELS, QualityMeter, describe, receivedTotals, sentTotals } from "./quality.js";
 import { firstStage, nextStage } from "./stages.js";
 import { $, ROLES, Tile, clockTime, h, icon, initials, wallTime } from "./ui.js";
@@ -600,7 +601,8 @@ async function changeDevice(kind) {
   $("#preview").srcObject = room.localStream;
   room.localTile?.setStream(room.localStream);
   if (!video) watchPreviewLevel();
-  await room.publisher?.replaceTrack(track);
+  if (room.publisher?.layeringChanges(track)) keep("publish", publish);
+  else await room.publisher?.replaceTrack(track);
 }
 
 function applyLocalState() {
@@ -928,6 +930,7 @@ async function stats() {
       name: tile.el.dataset.name,
       framesDecoded: video?.framesDecoded ?? 0,
       frameWidth: video?.frameWidth ?? 0,
+      layer: tile.el.dataset.layer || "high",
       audioEnergy: audio?.totalAudioEnergy ?? 0,
       // null: this tile has no receiver of that kind
       audioPackets: audio ? audio.packetsReceived : null,
@@ -969,7 +972,14 @@ async function selectedPath(pc) {
   return null;
 }
 
-window.summitry = { state, stats, paths, e2ee: () => room.e2ee };
+/** Receives `participantId`'s video at `layer` ("low", "medium", "high") until the
+ * page's own choice next changes (for diagnosis and the tests). */
+function receiveLayer(participantId, layer) {
+  const tile = room.remoteTiles.get(participantId);
+  return room.subscription?.chooseLayers(new Map([[tile.feedId, layer]]));
+}
+
+window.summitry = { state, stats, paths, receiveLayer, e2ee: () => room.e2ee };
 
 // --- wiring --------------------------------------------------------------------------
 
@@ -1026,14 +1036,32 @@ const QUALITY_EVERY_MS = 2000;
  * browser's own reaches the server (from what the server reports back). */
 async function showQuality() {
   if (state.stage !== "call") return;
+  const layers = new Map();
   for (const tile of room.remoteTiles.values()) {
     const receivers = [tile.receivers.audio, tile.receivers.video].filter(Boolean);
     const reports = await Promise.all(receivers.map((receiver) => receiver.getStats()));
-    showFigures(tile, receivedTotals(reports), "Reaching you");
+    const layer = chooseLayer(tile, tile.receivers.video ? reports.at(-1) : null);
+    if (layer !== undefined) layers.set(tile.feedId, layer);
+    const smaller = { low: " (video at a quarter size)", medium: " (video at half size)" };
+    showFigures(tile, receivedTotals(reports), `Reaching you${smaller[tile.el.dataset.layer] || ""}`);
   }
+  if (layers.size) await room.subscription?.chooseLayers(layers);
   if (room.localTile && room.publisher?.pc) {
     showFigures(room.localTile, sentTotals(await room.publisher.pc.getStats()), "Your media reaching the server");
   }
+}
+
+/** The video layer a tile's feed should come in at now, if that changed. */
+function chooseLayer(tile, videoReport) {
+  if (!videoReport) return undefined;
+  const carrying = `${room.subscription?.id}:${tile.feedId}`;
+  if (tile.layersOf !== carrying) {
+    tile.layersOf = carrying; // a new feed or subscription starts at the top, as Janus does
+    tile.layers = new FeedLayers();
+  }
+  const layer = tile.layers.take(videoReport);
+  if (layer) tile.el.dataset.layer = layer;
+  return layer;
 }
 
 function showFigures(tile, totals, what) {
