@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 from typing import Annotated
 
@@ -23,8 +22,8 @@ from summitry.domain.errors import InvalidInput, NotAuthenticated, NotIssuedHere
 from summitry.security import grants
 from summitry.security.grants import Grant
 from summitry.web import sse
-from summitry.web.errors import declared
-from summitry.web.limits import Buckets, client_address
+from summitry.web.errors import TooManyFailures, declared
+from summitry.web.limits import FailedCredentials
 from summitry.web.schemas import (
     ActionIn,
     AuditHeadOut,
@@ -69,14 +68,26 @@ def is_operator(request: Request, token: str | None) -> bool:
     return token is not None and hmac.compare_digest(token.encode(), expected.encode())
 
 
+def failed_credentials(request: Request) -> FailedCredentials:
+    guesses: FailedCredentials = request.app.state.failed_credentials
+    return guesses
+
+
 async def operator(request: Request, service: Service) -> None:
     token = bearer(request)
     if token is None:
         raise NotAuthenticated("this needs the operator's token")
+    guesses = failed_credentials(request)
+    if wait := guesses.stopped("operator", request.scope):
+        raise TooManyFailures(wait)
     if is_operator(request, token):
         return
-    with contextlib.suppress(NotAuthenticated):
-        await grant(request, service)  # a participant here, or a guess that counts
+    try:
+        await service.catalog.authenticate(token, grants.AUDIENCE)  # a participant: 403
+    except NotIssuedHere:
+        guesses.failed("operator", request.scope)
+    except NotAuthenticated:
+        pass  # a participant's lapsed grant: no guess
     raise NotPermitted("only the operator may do this")
 
 
@@ -87,22 +98,28 @@ async def grant(request: Request, service: Service) -> Grant:
     return await authenticate(request, service, token, grants.AUDIENCE)
 
 
-async def authenticate(request: Request, service: Service, token: str, audience: str) -> Grant:
+async def authenticate(
+    request: Request, service: Service, token: str, audience: str, *, counts: bool = True
+) -> Grant:
+    """The grant `token` carries. One never issued here counts as a guess from the
+    caller's address unless `counts` is False (a credential any web page can send)."""
     try:
         return await service.catalog.authenticate(token, audience)
     except NotIssuedHere:
-        failures: Buckets = request.app.state.failed_credentials
-        failures.take(client_address(request.scope))
+        if counts:
+            failed_credentials(request).failed("grant", request.scope)
         raise
 
 
 async def events_caller(request: Request, service: Service) -> Grant:
     """The event stream's caller: a grant in the header, or (for `EventSource`, which
-    cannot send one) a ticket in the query."""
+    cannot send one) a ticket in the query. A bad ticket costs nothing: any web page can
+    make a browser ask for this URL (an `<img>` does), so counting it would let any page
+    lock out whoever shares the browser's address."""
     ticket = request.query_params.get("ticket")
     if ticket is None:
         return await grant(request, service)
-    return await authenticate(request, service, ticket, grants.EVENTS_AUDIENCE)
+    return await authenticate(request, service, ticket, grants.EVENTS_AUDIENCE, counts=False)
 
 
 Operator = Annotated[None, Depends(operator)]

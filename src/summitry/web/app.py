@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from summitry import __version__
 from summitry.config import Config
 from summitry.web import api, errors, keys, media, pages, public
-from summitry.web.limits import BodyLimit, Buckets, CredentialThrottle, RateLimit
+from summitry.web.limits import BodyLimit, Buckets, FailedCredentials, RateLimit
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -78,12 +78,8 @@ def create_app(config: Config, lifespan: Lifespan | None = None) -> FastAPI:
     app.add_middleware(
         RateLimit, prefixes=PUBLIC_PREFIXES, buckets=Buckets(PUBLIC_RATE, PUBLIC_BURST)
     )
-    app.state.failed_credentials = Buckets(FAILED_CREDENTIAL_RATE, FAILED_CREDENTIAL_BURST)
-    app.add_middleware(
-        CredentialThrottle,
-        prefix="/api/",
-        exempt=(*PUBLIC_PREFIXES, "/api/v1/health"),
-        failures=app.state.failed_credentials,
+    app.state.failed_credentials = FailedCredentials(
+        Buckets(FAILED_CREDENTIAL_RATE, FAILED_CREDENTIAL_BURST)
     )
     app.add_middleware(SecurityHeaders)
     return app

@@ -41,6 +41,19 @@ STATUS: dict[type[SummitryError], tuple[int, str]] = {
 }
 
 
+class TooManyFailures(Exception):
+    """This address presented too many credentials of one kind that were never issued
+    here; answered 429 with `Retry-After`."""
+
+    def __init__(self, seconds: int) -> None:
+        super().__init__(seconds)
+        self.seconds = seconds
+        self.message = (
+            "too many credentials that were not issued here came from your address; "
+            f"try again in {seconds} s"
+        )
+
+
 def declared(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The error answers a route may give, for its OpenAPI `responses`."""
     return {
@@ -69,6 +82,11 @@ def install(app: FastAPI) -> None:
         status, code = STATUS[type(error)]
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return JSONResponse(error_body(code, error.message, error.field), status, headers)
+
+    @app.exception_handler(TooManyFailures)
+    async def too_many_failures(_request: Request, error: TooManyFailures) -> JSONResponse:
+        body = error_body("too_many_failures", error.message)
+        return JSONResponse(body, 429, {"Retry-After": str(error.seconds)})
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from summitry.web.errors import error_body
+from summitry.web.errors import TooManyFailures, error_body
 
 
 class BodyTooLarge(Exception):
@@ -132,40 +132,31 @@ class RateLimit:
         await refuse(send, 429, error_body("rate_limited", "too many requests; slow down"), 1)
 
 
-class CredentialThrottle:
-    """Stops an address that keeps presenting credentials this server never issued
-    (guessing a grant or the operator's token): once its bucket of failures is empty,
-    every API request from it gets 429 before any credential is read, so further
-    guesses are not even tried. The API spends a token per such credential; expired
-    and revoked grants, honest mistakes of real participants, spend nothing."""
+class FailedCredentials:
+    """Guesses at a credential, counted per address and per kind ("grant", "operator"):
+    each kind has a bucket of failures, and an address whose bucket of one kind is empty
+    gets 429 for every further failure of that kind. Only what a guess would need to
+    be let in is stopped: a good grant always gets in, whatever else came from its
+    address, so nobody (a web page, a neighbour behind the same NAT) can lock a
+    participant out. Operator tokens are stricter: once their bucket is empty, none is
+    even compared from that address, not even the right one, since a token that is
+    compared can be found. Credentials a web page can send at all (a ticket in a URL)
+    never count."""
 
-    def __init__(
-        self, app: ASGIApp, prefix: str, exempt: tuple[str, ...], failures: Buckets
-    ) -> None:
-        self.app = app
-        self.prefix = prefix
-        self.exempt = exempt
-        self.failures = failures
+    KINDS = ("grant", "operator")
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        if (
-            scope["type"] not in ("http", "websocket")
-            or not path.startswith(self.prefix)
-            or (path.startswith(self.exempt))
-        ):
-            await self.app(scope, receive, send)
-            return
-        wait = self.failures.wait(client_address(scope))
-        if wait == 0:
-            await self.app(scope, receive, send)
-            return
-        seconds = math.ceil(wait)
-        message = (
-            "too many credentials that were not issued here came from your address; "
-            f"try again in {seconds} s"
-        )
-        await refuse(send, 429, error_body("too_many_failures", message), seconds)
+    def __init__(self, buckets: Buckets) -> None:
+        self.buckets = buckets
+
+    def stopped(self, kind: str, scope: Scope) -> int:
+        """Seconds until `kind` is tried again from this address; 0: it is tried now."""
+        return math.ceil(self.buckets.wait(f"{kind} {client_address(scope)}"))
+
+    def failed(self, kind: str, scope: Scope) -> None:
+        """A credential of `kind` that was never issued here: spends a token, and
+        raises TooManyFailures when there was none left."""
+        if not self.buckets.take(f"{kind} {client_address(scope)}"):
+            raise TooManyFailures(max(1, self.stopped(kind, scope)))
 
 
 MAX_CLIENTS = 100_000
