@@ -7,6 +7,7 @@ import asyncio
 import ipaddress
 import logging
 import os
+import re
 import socket
 import sys
 from datetime import UTC, datetime, timedelta
@@ -87,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(verify_audit(config_for(args), args.summit, receipts))
         if args.command == "check":
             return asyncio.run(preflight_check(args))
+        # The data folder holds the database, secrets, keys and the recordings: only
+        # this user reads what the server and its children (Janus, coturn) write.
+        os.umask(0o077)
+        logging.getLogger("uvicorn.access").addFilter(TicketsOutOfLogs())
         config = config_for(args)
         if config.media == "local":  # what the media plane runs, found before anything
             find_janus()
@@ -152,6 +157,19 @@ def loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+class TicketsOutOfLogs(logging.Filter):
+    """Event-stream tickets travel in the URL (EventSource sends no header): the access
+    log keeps the request, not the ticket."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) > 2:
+            path = str(record.args[2])
+            if "ticket=" in path:
+                hidden = re.sub(r"ticket=[^&]*", "ticket=…", path)
+                record.args = (*record.args[:2], hidden, *record.args[3:])
+        return True
 
 
 def demo_names(host: str, media_address: str | None = None) -> list[str]:

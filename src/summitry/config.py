@@ -73,7 +73,8 @@ class Config:
         public_url: str | None = None,
     ) -> Config:
         folder = (data_dir or Path(environ.get("SUMMITRY_DATA_DIR", "data"))).resolve()
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        folder.chmod(0o700)
         tls_cert, tls_key = tls_files(environ)
         media = media_mode(environ)
         public_address = address(environ, "SUMMITRY_PUBLIC_ADDRESS")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import stat
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -290,6 +291,9 @@ async def test_readout_after_the_end(http: httpx.AsyncClient, summit: Seeded) ->
         ("Russian Federation", "The leaders discussed strategic stability."),
         ("United States", None),
     ]
+    # The public page names the sides, and carries none of their ids.
+    assert all("side_id" not in r for r in public["readouts"])
+    assert summit.ru_side not in json.dumps(public) and summit.us_side not in json.dumps(public)
 
 
 async def read_events(response: httpx.Response, wanted: int) -> list[dict[str, Any]]:
@@ -550,3 +554,49 @@ async def test_public_endpoints_are_rate_limited(http: httpx.AsyncClient, summit
     assert own.status_code == 200
     await asyncio.sleep(2.5)  # the bucket refills for the tests after this one
     assert (await http.get(url)).status_code == 200
+
+
+async def test_the_data_folder_and_the_answers_keep_their_secrets(
+    http: httpx.AsyncClient, server: Server, summit: Seeded
+) -> None:
+    # Only the server's user reads its folder: the database, secrets and keys.
+    assert stat.S_IMODE(server.data_dir.stat().st_mode) == 0o700
+    written = [path for path in server.data_dir.rglob("*") if path.name != "server.log"]
+    assert any(path.name == "summitry.db" for path in written)
+    for path in written:
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, (path, oct(path.stat().st_mode))
+
+    me = await http.get("/api/v1/me", headers=bearer(summit.ru_token))
+    assert me.headers["cache-control"] == "no-store"
+    csp = me.headers["content-security-policy"]
+    for directive in ("base-uri 'none'", "form-action 'self'", "object-src 'none'"):
+        assert directive in csp, csp
+    public = await http.get(f"/api/v1/public/{summit.slug}")
+    assert "no-store" not in public.headers.get("cache-control", "")
+
+    # An event-stream ticket travels in the URL, but stays out of the access log.
+    base = f"/api/v1/summits/{summit.id}"
+    ticket = (await http.post(f"{base}/events/tickets", headers=bearer(summit.ru_token))).json()
+    async with http.stream("GET", f"{base}/events", params={"ticket": ticket["ticket"]}) as sse:
+        assert sse.status_code == 200
+    async with asyncio.timeout(10):
+        while f"{base}/events?ticket=" not in server.log:
+            await asyncio.sleep(0.05)
+    assert ticket["ticket"] not in server.log
+
+
+async def test_a_summit_without_a_public_part_has_no_public_page(
+    http: httpx.AsyncClient,
+) -> None:
+    closed = await create_summit(http, public_minutes=0)
+    for path in (
+        f"/api/v1/public/{closed.slug}",
+        f"/api/v1/public/{closed.slug}/events",
+        f"/api/v1/public/{closed.slug}/ice-servers",
+    ):
+        answer = await http.get(path)
+        assert answer.status_code == 404, (path, answer.text)
+        assert answer.json()["message"] == "there is no public summit at this address"
+    # A slug carries 96 random bits after the title's words.
+    suffix = closed.slug.rsplit("-", 1)[1]
+    assert len(suffix) == 24 and int(suffix, 16) >= 0

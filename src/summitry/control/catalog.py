@@ -32,7 +32,7 @@ class Catalog:
         summit_id = new_id()
         row = SummitRow(
             id=summit_id,
-            slug=slugify(draft.title, secrets.token_hex(3)),
+            slug=slugify(draft.title, secrets.token_hex(12)),
             title=draft.title.strip(),
             agenda=draft.agenda.strip(),
             starts_at=require_aware(draft.starts_at, "starts_at"),

@@ -12,6 +12,7 @@ from summitry.control.unit import UnitOfWork
 from summitry.control.views import (
     IceServersView,
     Links,
+    PublicReadoutView,
     PublicRecording,
     PublicSideView,
     PublicStream,
@@ -64,7 +65,11 @@ class PublicSide:
                 for s in sides
             ],
             viewer_local_start=wall_time(row.starts_at, viewer_zone) if viewer_zone else None,
-            readouts=[r for r in readouts if r.embargo_until is None or r.embargo_until <= now],
+            readouts=[
+                PublicReadoutView.of(r)
+                for r in readouts
+                if r.embargo_until is None or r.embargo_until <= now
+            ],
             audit_public_key=self._work.audit_key.public_key,
             **self._where_to_watch(row, sides),
         )

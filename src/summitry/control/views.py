@@ -88,6 +88,27 @@ class ReadoutView:
 
 
 @dataclass(frozen=True)
+class PublicReadoutView:
+    """A readout as the public reads it: by side name, no ids."""
+
+    side_name: str
+    statement: str | None
+    no_statement: bool
+    embargo_until: datetime | None
+    published_at: datetime
+
+    @classmethod
+    def of(cls, readout: ReadoutView) -> PublicReadoutView:
+        return cls(
+            readout.side_name,
+            readout.statement,
+            readout.no_statement,
+            readout.embargo_until,
+            readout.published_at,
+        )
+
+
+@dataclass(frozen=True)
 class PublicSideView:
     name: str
     time_zone: str
@@ -121,7 +142,7 @@ class PublicView:
     live: bool
     sides: list[PublicSideView]
     viewer_local_start: datetime | None
-    readouts: list[ReadoutView]
+    readouts: list[PublicReadoutView]
     # The Ed25519 key that signs the summit's audit trail and receipts: raw, base64url.
     audit_public_key: str
     whep: str | None = None

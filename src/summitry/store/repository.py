@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -32,6 +32,12 @@ from summitry.store.models import (
 )
 
 NO_PUBLIC_SUMMIT = "there is no public summit at this address"
+
+
+def has_public_page(slug: str) -> tuple[ColumnElement[bool], ...]:
+    """The summit at `slug`, if it has a public part: one without has no public page,
+    not even its title."""
+    return SummitRow.slug == slug, SummitRow.public_seconds > 0
 
 
 class Repository:
@@ -59,13 +65,13 @@ class Repository:
         return row
 
     async def summit_by_slug(self, slug: str) -> SummitRow:
-        row = await self.session.scalar(select(SummitRow).where(SummitRow.slug == slug))
+        row = await self.session.scalar(select(SummitRow).where(*has_public_page(slug)))
         if row is None:
             raise NotFound(NO_PUBLIC_SUMMIT)
         return row
 
     async def summit_id_for_slug(self, slug: str) -> str:
-        summit_id = await self.session.scalar(select(SummitRow.id).where(SummitRow.slug == slug))
+        summit_id = await self.session.scalar(select(SummitRow.id).where(*has_public_page(slug)))
         if summit_id is None:
             raise NotFound(NO_PUBLIC_SUMMIT)
         return summit_id

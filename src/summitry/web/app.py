@@ -22,8 +22,8 @@ BODY_LIMIT = 64 * 1024
 # requests a second, and several viewers may share an address; bursts cover a page load.
 PUBLIC_PREFIXES = ("/api/v1/public/", "/s/")
 PUBLIC_RATE, PUBLIC_BURST = 50.0, 100
-# Credentials not issued here, per address: a mistyped link or two costs nothing; a
-# guesser gets 20, then one every 6 s (a million guesses would take two months).
+# Credentials not issued here, per address and kind: a mistyped link or two costs
+# nothing; a guesser gets 20, then one every 6 s (a million would take two months).
 FAILED_CREDENTIAL_RATE, FAILED_CREDENTIAL_BURST = 1 / 6, 20
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -32,9 +32,13 @@ SECURITY_HEADERS = [
     (
         b"content-security-policy",
         b"default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
-        b"connect-src 'self'; style-src 'self'; script-src 'self'; frame-ancestors 'none'",
+        b"connect-src 'self'; style-src 'self'; script-src 'self'; frame-ancestors 'none'; "
+        b"base-uri 'none'; form-action 'self'; object-src 'none'",
     ),
 ]
+# What the API answers carries grants, tickets, keys and private state: no cache keeps
+# it (a shared machine's browser, a proxy). The public part sets its own.
+NO_STORE = (b"cache-control", b"no-store")
 
 
 # Over HTTPS (served here, or by a trusted proxy): browsers come back only over HTTPS.
@@ -47,14 +51,15 @@ class SecurityHeaders:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         secure = scope.get("scheme") == "https"
+        path = scope.get("path", "")
+        private = path.startswith("/api/") and not path.startswith(PUBLIC_PREFIXES)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [
-                    *message.get("headers", []),
-                    *SECURITY_HEADERS,
-                    *([HSTS] if secure else []),
-                ]
+                headers = list(message.get("headers", []))
+                if private and not any(name == b"cache-control" for name, _ in headers):
+                    headers.append(NO_STORE)
+                message["headers"] = [*headers, *SECURITY_HEADERS, *([HSTS] if secure else [])]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
