@@ -600,3 +600,46 @@ async def test_a_summit_without_a_public_part_has_no_public_page(
     # A slug carries 96 random bits after the title's words.
     suffix = closed.slug.rsplit("-", 1)[1]
     assert len(suffix) == 24 and int(suffix, 16) >= 0
+
+
+async def test_the_lobby_reads_only_its_own_state_until_admitted(
+    http: httpx.AsyncClient, summit: Seeded
+) -> None:
+    base = f"/api/v1/summits/{summit.id}"
+    await http.post(f"{base}/actions/open_lobby", headers=bearer(summit.ru_token))
+    await http.post(f"{base}/lobby", headers=bearer(summit.ru_token))
+    peskov = await invited(http, summit.id, summit.ru_token, "Dmitry Peskov", "delegate")
+    lavrov = await invited(http, summit.id, summit.ru_token, "Sergey Lavrov", "delegate")
+    await http.post(f"{base}/lobby", headers=bearer(lavrov["token"]))
+    await http.post(
+        f"{base}/participants/{lavrov['participant']['id']}/deny", headers=bearer(summit.ru_token)
+    )
+    for token in (peskov["token"], lavrov["token"]):  # invited; denied
+        mine = await http.get(f"{base}/participants", headers=bearer(token))
+        assert [p["name"] for p in mine.json()] in (["Dmitry Peskov"], ["Sergey Lavrov"])
+        for path in ("/readouts", "/e2ee", "/feeds"):
+            refused = await http.get(base + path, headers=bearer(token))
+            assert (refused.status_code, refused.json()["error"]) == (403, "forbidden"), path
+        assert (await http.get(base, headers=bearer(token))).status_code == 200  # the summit
+        assert (await http.get("/api/v1/me", headers=bearer(token))).status_code == 200
+
+    # Waiting, Peskov's stream carries the phase and news of himself, nothing of the
+    # others; once admitted, everything.
+    await http.post(f"{base}/lobby", headers=bearer(peskov["token"]))
+    async with http.stream("GET", f"{base}/events", headers=bearer(peskov["token"])) as stream:
+        seen = asyncio.create_task(read_events(stream, 3))
+        await asyncio.sleep(0.2)
+        await http.post(f"{base}/lobby", headers=bearer(summit.us_token))  # not for him
+        await http.post(
+            f"{base}/participants/{peskov['participant']['id']}/admit",
+            headers=bearer(summit.ru_token),
+        )
+        await http.post(f"{base}/leave", headers=bearer(summit.us_token))  # for him now
+        events = await asyncio.wait_for(seen, 5)
+    assert [(e["type"], e.get("name"), e.get("presence")) for e in events] == [
+        ("phase", None, None),
+        ("roster", "Dmitry Peskov", "admitted"),
+        ("roster", "Jake Sullivan", "left"),
+    ]
+    everyone = await http.get(f"{base}/participants", headers=bearer(peskov["token"]))
+    assert len(everyone.json()) > 1

@@ -155,7 +155,8 @@ class CallMedia:
         )
 
     async def feeds(self, grant: Grant, summit_id: str) -> list[Feed]:
-        require_summit(grant, summit_id)
+        async with self._work.reading() as repo:
+            await CallerContext.reader(repo, grant, summit_id)
         return require_media(self._room).feeds(summit_id)
 
     async def choose_on_air(

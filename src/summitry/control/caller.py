@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from summitry.domain.errors import IllegalTransition, NotPermitted
-from summitry.domain.model import Presence, Role
+from summitry.domain.model import Presence, Role, reads_the_talks
 from summitry.domain.phases import Phase
 from summitry.security.grants import Grant
 from summitry.store.models import ParticipantRow, SummitRow
@@ -55,6 +55,18 @@ class CallerContext:
         require_summit(grant, summit_id)
         summit = await repo.summit(summit_id)
         return cls(grant, summit, await repo.participant(summit_id, grant.participant_id))
+
+    @property
+    def reads_the_talks(self) -> bool:
+        return reads_the_talks(self.person.role, self.person.presence)
+
+    @classmethod
+    async def reader(cls, repo: Repository, grant: Grant, summit_id: str) -> CallerContext:
+        """The caller, if they may read more than the lobby's own state."""
+        caller = await cls.load(repo, grant, summit_id)
+        if not caller.reads_the_talks:
+            raise NotPermitted("that is for those in the call: your coordinator admits you")
+        return caller
 
     @classmethod
     async def in_call(cls, repo: Repository, grant: Grant, summit_id: str) -> CallerContext:

@@ -40,7 +40,7 @@ class KeyExchange:
         """What the caller's browser needs to hold the key: the members' public keys,
         the keys wrapped for it, and whether it should make the next key now."""
         async with self._work.reading() as repo:
-            caller = await CallerContext.load(repo, grant, summit_id)
+            caller = await CallerContext.reader(repo, grant, summit_id)
             state = await repo.key_state(summit_id)
             people = await repo.everyone(summit_id)
         me = grant.participant_id

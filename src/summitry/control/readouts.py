@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
-from summitry.control.caller import actor_of, require_coordinator, require_summit
+from summitry.control.caller import CallerContext, actor_of, require_coordinator, require_summit
 from summitry.control.events import Announce
 from summitry.control.unit import UnitOfWork
 from summitry.control.views import ReadoutView, readout_views
@@ -69,6 +69,6 @@ class Readouts:
         return readout_views([readout], sides)[0]
 
     async def of(self, grant: Grant, summit_id: str) -> list[ReadoutView]:
-        require_summit(grant, summit_id)
         async with self._work.reading() as repo:
+            await CallerContext.reader(repo, grant, summit_id)
             return readout_views(await repo.readouts(summit_id), await repo.sides(summit_id))

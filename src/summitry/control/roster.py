@@ -8,6 +8,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from summitry.control.caller import (
+    CallerContext,
     actor_of,
     require_coordinator,
     require_own_side,
@@ -102,9 +103,16 @@ class Roster:
         self._consoles = consoles
         self._media = media
 
-    async def participants(self, grant: Grant, summit_id: str) -> list[ParticipantView]:
-        require_summit(grant, summit_id)
+    async def reads_the_talks(self, grant: Grant, summit_id: str) -> bool:
         async with self._work.reading() as repo:
+            return (await CallerContext.load(repo, grant, summit_id)).reads_the_talks
+
+    async def participants(self, grant: Grant, summit_id: str) -> list[ParticipantView]:
+        """Everyone, for those who read the talks; the lobby sees only its own row."""
+        async with self._work.reading() as repo:
+            caller = await CallerContext.load(repo, grant, summit_id)
+            if not caller.reads_the_talks:
+                return [participant_view(caller.person)]
             return [participant_view(p) for p in await repo.roster(summit_id)]
 
     async def invite(

@@ -60,6 +60,14 @@ class RosterChanged(SummitEvent):
         return self.participant == participant_id and self.presence == Presence.REMOVED.value
 
 
+def lobby_sees(event: SummitEvent, participant_id: str) -> bool:
+    """What a participant who does not read the talks (invited, waiting, denied) gets
+    on their stream: the phase, and news of themselves (being admitted, above all)."""
+    if isinstance(event, RosterChanged):
+        return event.participant == participant_id
+    return isinstance(event, PhaseChanged)
+
+
 @dataclass(frozen=True)
 class FeedsChanged(SummitEvent):
     """The feeds someone may receive changed: subscriptions sync."""

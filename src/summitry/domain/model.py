@@ -48,6 +48,17 @@ class Presence(enum.StrEnum):
     REMOVED = "removed"
 
 
+# Who reads the talks (the roster, the feeds, the key exchange, the readouts, the event
+# stream): coordinators, who run the summit from their consoles, and those admitted to
+# the call, or who were and left. The invited, the waiting and the denied see the
+# lobby's own state: the summit, their own presence and the phase.
+READERS = frozenset({Presence.ADMITTED.value, Presence.LEFT.value})
+
+
+def reads_the_talks(role: str, presence: str) -> bool:
+    return role == Role.COORDINATOR.value or presence in READERS
+
+
 @dataclass(frozen=True)
 class SideDraft:
     name: str

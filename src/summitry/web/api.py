@@ -315,6 +315,7 @@ async def summit_events(
         await service.catalog.phase_event(summit_id),
         public=False,
         participant_id=caller.participant_id,
+        reads_talks=await service.roster.reads_the_talks(caller, summit_id),
     )
 
 

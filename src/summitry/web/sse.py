@@ -12,7 +12,8 @@ from fastapi import Request
 from fastapi.responses import StreamingResponse
 
 from summitry.control.events import EventHub
-from summitry.domain.events import RosterChanged, SummitEvent
+from summitry.domain.events import RosterChanged, SummitEvent, lobby_sees
+from summitry.domain.model import reads_the_talks
 
 KEEPALIVE_SECONDS = 15.0
 
@@ -34,14 +35,18 @@ def stream(
     *,
     public: bool,
     participant_id: str | None = None,
+    reads_talks: bool = False,
 ) -> StreamingResponse:
-    """The summit's events for one listener: everything for a participant, whose stream
-    ends with the news of their removal; phase changes and readouts for the public."""
+    """The summit's events for one listener: everything for a participant who reads the
+    talks (`reads_talks`), whose stream ends with the news of their removal; the phase
+    and news of themselves for one in the lobby, until they are admitted; phase changes
+    and readouts for the public."""
 
     def wire(event: SummitEvent) -> dict[str, Any] | None:
         return event.public_body() if public else event.body()
 
     async def events() -> AsyncIterator[bytes]:
+        reads = reads_talks
         async with hub.listen(summit_id) as queue:
             first = wire(snapshot)
             if first is not None:
@@ -52,6 +57,11 @@ def stream(
                 except TimeoutError:
                     yield b": keep-alive\n\n"
                     continue
+                if participant_id is not None:
+                    if isinstance(event, RosterChanged) and event.participant == participant_id:
+                        reads = reads_the_talks(event.role, event.presence)
+                    if not reads and not lobby_sees(event, participant_id):
+                        continue
                 body = wire(event)
                 if body is None:
                     continue
