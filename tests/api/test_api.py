@@ -418,14 +418,22 @@ async def test_the_event_stream_takes_a_ticket_and_never_the_links_grant_in_its_
             if line.startswith("data: "):
                 assert json.loads(line[6:])["type"] == "phase"
                 break
-    # A ticket opens that stream and nothing else.
+    # A ticket opens that stream once, and nothing else.
+    again = await http.get(f"{base}/events", params={"ticket": ticket})
+    assert (again.status_code, again.json()["message"]) == (
+        401,
+        "this event-stream ticket was used already; ask for a new one",
+    )
     me = await http.get("/api/v1/me", headers=bearer(ticket))
     assert (me.status_code, me.json()["message"]) == (
         401,
         "this needs the grant of an invitation link, not another credential",
     )
     other = await create_summit(http)
-    elsewhere = await http.get(f"/api/v1/summits/{other.id}/events", params={"ticket": ticket})
+    fresh = (await http.post(f"{base}/events/tickets", headers=bearer(summit.ru_token))).json()
+    elsewhere = await http.get(
+        f"/api/v1/summits/{other.id}/events", params={"ticket": fresh["ticket"]}
+    )
     assert elsewhere.status_code == 403
     refused = await http.post(
         f"/api/v1/summits/{other.id}/events/tickets", headers=bearer(summit.ru_token)

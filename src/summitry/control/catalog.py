@@ -25,6 +25,7 @@ class Catalog:
         self._work = work
         self._secret = grant_secret
         self._links = links
+        self._spent: dict[str, datetime] = {}  # event-stream tickets used, until they lapse
 
     async def create(self, draft: SummitDraft) -> tuple[SummitView, list[Invite]]:
         now = self._work.clock.now()
@@ -110,7 +111,10 @@ class Catalog:
 
     async def authenticate(self, token: str, audience: str = grants.AUDIENCE) -> Grant:
         """The grant `token` carries, if its participant still holds it."""
-        grant = grants.read(token, self._secret, self._work.clock.now(), audience)
+        now = self._work.clock.now()
+        grant = grants.read(token, self._secret, now, audience)
+        if audience == grants.EVENTS_AUDIENCE:
+            self._spend_ticket(grant, now)
         async with self._work.reading() as repo:
             person = await repo.person(grant.participant_id)
         if (
@@ -121,6 +125,14 @@ class Catalog:
         ):
             raise NotAuthenticated("this invitation link has been revoked")
         return grant
+
+    def _spend_ticket(self, ticket: Grant, now: datetime) -> None:
+        """A ticket opens one stream: one seen before is refused (it may have been read
+        from a log or a proxy). Spent tickets are forgotten once they would have lapsed."""
+        self._spent = {once: until for once, until in self._spent.items() if until > now}
+        if ticket.once is None or ticket.once in self._spent:
+            raise NotAuthenticated("this event-stream ticket was used already; ask for a new one")
+        self._spent[ticket.once] = ticket.expires_at
 
     def events_ticket(self, grant: Grant, summit_id: str) -> tuple[str, datetime]:
         """A ticket to open this summit's event stream, good for a minute."""

@@ -41,6 +41,8 @@ class Grant:
     role: Role
     grant_id: str
     expires_at: datetime
+    # An event-stream ticket's own id: the stream it opens is the only one it opens.
+    once: str | None = None
 
 
 def new_grant_id() -> str:
@@ -57,12 +59,14 @@ def issue(grant: Grant, secret: bytes, audience: str = AUDIENCE) -> str:
         "jti": grant.grant_id,
         "exp": int(grant.expires_at.timestamp()),
     }
+    if grant.once is not None:
+        claims["once"] = grant.once
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
 def events_ticket(grant: Grant, secret: bytes, now: datetime) -> tuple[str, datetime]:
     expires_at = min(grant.expires_at, now + EVENTS_TICKET_LIFETIME)
-    ticket = replace(grant, expires_at=expires_at)
+    ticket = replace(grant, expires_at=expires_at, once=secrets.token_urlsafe(12))
     return issue(ticket, secret, EVENTS_AUDIENCE), expires_at
 
 
@@ -88,6 +92,7 @@ def read(token: str, secret: bytes, now: datetime, audience: str = AUDIENCE) -> 
             role=Role(claims["role"]),
             grant_id=str(claims["jti"]),
             expires_at=datetime.fromtimestamp(int(claims["exp"]), tz=now.tzinfo),
+            once=str(claims["once"]) if "once" in claims else None,
         )
     except (KeyError, ValueError, TypeError, OverflowError, OSError) as error:
         raise NotAuthenticated("this invitation link is not valid (incomplete)") from error

@@ -1,7 +1,7 @@
 // A summit's event stream (server-sent events), for the room and the public page. It says
-// when it is up and when it is down, and opens a new stream, after a back-off, when the
-// server closed it: EventSource reconnects by itself after a dropped connection, but gives
-// up on an error answer (the server restarting, or a ticket that lapsed meanwhile).
+// when it is up and when it is down, and opens a new stream, after a back-off, whenever
+// one fails: EventSource's own reconnection would present the same URL again, and a
+// ticket opens one stream only.
 
 export class EventStream {
   /**
@@ -48,7 +48,11 @@ export class EventStream {
     });
     source.addEventListener("error", () => {
       this.lost();
-      if (source.readyState === EventSource.CLOSED && this.source === source) this.reopen();
+      if (this.source !== source) return;
+      // EventSource would retry the same URL, whose ticket is spent: a new stream, with
+      // a new ticket, after the back-off.
+      source.close();
+      this.reopen();
     });
     for (const [type, handler] of Object.entries(this.handlers)) {
       source.addEventListener(type, (event) => {
