@@ -547,3 +547,31 @@ async def test_a_key_posted_while_leaving_does_not_outlive_the_leave(
         await http.post(f"{keys.base}/lobby", headers=putin.auth)
         readmitted = await http.post(f"{keys.base}/participants/{putin.id}/admit", headers=ru.auth)
         assert readmitted.status_code == 200, readmitted.text
+
+
+async def test_a_browser_that_keeps_changing_keys_is_cut_short(
+    http: httpx.AsyncClient, summit: Seeded
+) -> None:
+    """Every new public key writes the trail and may force a new media key for
+    everyone: a grant gets a bucket of such changes, one more every 10 s."""
+    keys = Keys(http, summit)
+    ru, us = await keys.coordinators_in_the_call()
+    answers = []
+    for _ in range(60):  # the bucket refills meanwhile: a slow machine needs a few more
+        answers.append(await keys.put_key(ru, public_key()))
+        if answers[-1].status_code == 429:
+            break
+    stopped = answers[-1]
+    assert (stopped.status_code, stopped.json()["error"]) == (429, "rate_limited"), stopped.text
+    assert 1 <= int(stopped.headers["retry-after"]) <= 10
+    accepted = [a for a in answers if a.status_code == 204]
+    assert len(accepted) == len(answers) - 1 >= 20
+    changes = [
+        r
+        for r in await keys.audit()
+        if r["action"] in ("e2ee_public_key", "e2ee_key_changed")
+        and r["details"]["participant"] == ru.id
+    ]
+    assert len(changes) == len(accepted)
+    # The other side's browser has a bucket of its own.
+    assert (await keys.put_key(us, public_key())).status_code == 204

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from summitry.control.events import EventHub
 from summitry.control.media import RecordingFile
 from summitry.control.services import Services, build_services
+from summitry.control.unit import UnitOfWork
 from summitry.domain.errors import (
     Conflict,
     IllegalTransition,
@@ -498,3 +499,14 @@ async def test_the_migration_keeps_the_head_of_trails_written_before_it(
     assert after.head == before.head == audit.Head(2, before.entries[-1].hash)
     # Records written before the signatures carry none, and the trail says so.
     assert after.verdict.problems == (audit.Problem("signature", 1, "it is not signed"),)
+
+
+async def test_a_summits_lock_lives_only_while_commands_need_it(
+    engine: AsyncEngine, clock: HandClock
+) -> None:
+    """Commands on ids that name no summit (anyone may send one) leave nothing behind."""
+    work = UnitOfWork(sessions(engine), clock, AUDIT_KEY)
+    for n in range(100):
+        async with work.command(f"no-such-summit-{n}"):
+            pass
+    assert len(work._locks) == 0

@@ -4,7 +4,7 @@ command sees and writes one consistent summit, and a refused command writes noth
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+import weakref
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -35,12 +35,17 @@ class UnitOfWork:
         self._sessions = sessions
         self.clock = clock
         self.audit_key = audit_key
-        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # A lock lives while a command holds or awaits it: ids that name no summit, or
+        # summits long over, leave nothing behind.
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     @asynccontextmanager
     async def command(self, summit_id: str) -> AsyncIterator[Repository]:
         """One transaction per command, one command at a time per summit."""
-        async with self._locks[summit_id], self._sessions.begin() as session:
+        lock = self._locks.get(summit_id)
+        if lock is None:
+            lock = self._locks[summit_id] = asyncio.Lock()
+        async with lock, self._sessions.begin() as session:
             yield Repository(session, self.audit_key)
 
     @asynccontextmanager

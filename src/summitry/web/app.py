@@ -25,6 +25,9 @@ PUBLIC_RATE, PUBLIC_BURST = 50.0, 100
 # Credentials not issued here, per address and kind: a mistyped link or two costs
 # nothing; a guesser gets 20, then one every 6 s (a million would take two months).
 FAILED_CREDENTIAL_RATE, FAILED_CREDENTIAL_BURST = 1 / 6, 20
+# Key changes per grant (a new public key, a key that did not open): a reload or a new
+# device is one; each forces a new media key for everyone, so a flood is cut short.
+KEY_CHANGE_RATE, KEY_CHANGE_BURST = 1 / 10, 20
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
@@ -83,6 +86,7 @@ def create_app(config: Config, lifespan: Lifespan | None = None) -> FastAPI:
     app.add_middleware(
         RateLimit, prefixes=PUBLIC_PREFIXES, buckets=Buckets(PUBLIC_RATE, PUBLIC_BURST)
     )
+    app.state.key_changes = Buckets(KEY_CHANGE_RATE, KEY_CHANGE_BURST)
     app.state.failed_credentials = FailedCredentials(
         Buckets(FAILED_CREDENTIAL_RATE, FAILED_CREDENTIAL_BURST)
     )

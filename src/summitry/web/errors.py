@@ -41,16 +41,27 @@ STATUS: dict[type[SummitryError], tuple[int, str]] = {
 }
 
 
-class TooManyFailures(Exception):
-    """This address presented too many credentials of one kind that were never issued
-    here; answered 429 with `Retry-After`."""
+class Throttled(Exception):
+    """Too much of something in too little time: answered 429 with `Retry-After`."""
+
+    code = "rate_limited"
+
+    def __init__(self, seconds: int, message: str) -> None:
+        super().__init__(message)
+        self.seconds = seconds
+        self.message = message
+
+
+class TooManyFailures(Throttled):
+    """This address presented too many credentials of one kind never issued here."""
+
+    code = "too_many_failures"
 
     def __init__(self, seconds: int) -> None:
-        super().__init__(seconds)
-        self.seconds = seconds
-        self.message = (
+        super().__init__(
+            seconds,
             "too many credentials that were not issued here came from your address; "
-            f"try again in {seconds} s"
+            f"try again in {seconds} s",
         )
 
 
@@ -83,9 +94,9 @@ def install(app: FastAPI) -> None:
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return JSONResponse(error_body(code, error.message, error.field), status, headers)
 
-    @app.exception_handler(TooManyFailures)
-    async def too_many_failures(_request: Request, error: TooManyFailures) -> JSONResponse:
-        body = error_body("too_many_failures", error.message)
+    @app.exception_handler(Throttled)
+    async def throttled(_request: Request, error: Throttled) -> JSONResponse:
+        body = error_body(error.code, error.message)
         return JSONResponse(body, 429, {"Retry-After": str(error.seconds)})
 
     @app.exception_handler(RequestValidationError)

@@ -3,13 +3,18 @@ public keys and wrapped media keys between the browsers; it never sees a media k
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+import math
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import Field
 
 from summitry.control.views import KeyExchangeView
 from summitry.domain.e2ee import MAX_EPOCH
+from summitry.security.grants import Grant
 from summitry.web.api import Caller, Service
-from summitry.web.errors import declared
+from summitry.web.errors import Throttled, declared
+from summitry.web.limits import Buckets
 from summitry.web.schemas import Strict
 
 router = APIRouter(prefix="/api/v1/summits/{summit_id}/e2ee", tags=["end-to-end encryption"])
@@ -37,6 +42,22 @@ class EpochIn(Strict):
     epoch: int = Field(ge=1, le=MAX_EPOCH)
 
 
+async def key_changer(request: Request, caller: Caller) -> Grant:
+    """A caller whose browser changes the key exchange (a new public key, a key it could
+    not open): each may force a new media key for everyone and writes the audit trail,
+    so one grant gets a bucket of them (`KEY_CHANGE_BURST`, one more every 10 s)."""
+    changes: Buckets = request.app.state.key_changes
+    if not changes.take(caller.participant_id):
+        seconds = max(1, math.ceil(changes.wait(caller.participant_id)))
+        raise Throttled(
+            seconds, f"your browser changed its keys too often; try again in {seconds} s"
+        )
+    return caller
+
+
+KeyChanger = Annotated[Grant, Depends(key_changer)]
+
+
 @router.get("", response_model=KeyExchangeView)
 async def key_exchange(summit_id: str, caller: Caller, service: Service) -> KeyExchangeView:
     return await service.keys.view(caller, summit_id)
@@ -44,7 +65,7 @@ async def key_exchange(summit_id: str, caller: Caller, service: Service) -> KeyE
 
 @router.put("/public-key", status_code=204, response_class=Response)
 async def post_public_key(
-    summit_id: str, body: PublicKeyIn, caller: Caller, service: Service
+    summit_id: str, body: PublicKeyIn, caller: KeyChanger, service: Service
 ) -> Response:
     await service.keys.post_public_key(caller, summit_id, body.public_key)
     return Response(status_code=204)
@@ -77,7 +98,7 @@ async def accept_key_change(
     "/failures", status_code=204, response_class=Response, responses=declared(401, 403, 404, 409)
 )
 async def report_failure(
-    summit_id: str, body: EpochIn, caller: Caller, service: Service
+    summit_id: str, body: EpochIn, caller: KeyChanger, service: Service
 ) -> Response:
     """Your browser could not open the key of `epoch` wrapped for it: the wrap is taken
     back, and the next key is made for you too (409 if none was wrapped for your key, or
