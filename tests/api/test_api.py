@@ -651,3 +651,41 @@ async def test_the_lobby_reads_only_its_own_state_until_admitted(
     ]
     everyone = await http.get(f"{base}/participants", headers=bearer(peskov["token"]))
     assert len(everyone.json()) > 1
+
+
+async def test_coordinators_come_with_the_summit_and_links_can_be_reissued(
+    http: httpx.AsyncClient, summit: Seeded
+) -> None:
+    base = f"/api/v1/summits/{summit.id}"
+    ru = bearer(summit.ru_token)
+    deputy = await http.post(
+        f"{base}/participants", json={"name": "Deputy", "role": "coordinator"}, headers=ru
+    )
+    assert (deputy.status_code, deputy.json()["error"]) == (403, "forbidden"), deputy.text
+    me = (await http.get("/api/v1/me", headers=bearer(summit.us_token))).json()
+    removal = await http.delete(f"{base}/participants/{me['participant']['id']}", headers=ru)
+    assert removal.status_code == 403  # not another side's, and not a coordinator
+
+    # A leaked link: a new one, and the old one dies at once.
+    peskov = await invited(http, summit.id, summit.ru_token, "Dmitry Peskov", "delegate")
+    pid = peskov["participant"]["id"]
+    again = await http.post(f"{base}/participants/{pid}/invitation", headers=ru)
+    assert again.status_code == 201, again.text
+    fresh = again.json()["token"]
+    assert fresh != peskov["token"]
+    assert (await http.get("/api/v1/me", headers=bearer(peskov["token"]))).status_code == 401
+    assert (await http.get("/api/v1/me", headers=bearer(fresh))).status_code == 200
+    # Only his coordinator does that, not he himself.
+    own = await http.post(f"{base}/participants/{pid}/invitation", headers=bearer(fresh))
+    assert own.status_code == 403
+    # Removed, he can be invited again under his name, with yet another link.
+    await http.delete(f"{base}/participants/{pid}", headers=ru)
+    assert (await http.get("/api/v1/me", headers=bearer(fresh))).status_code == 401
+    back = await invited(http, summit.id, summit.ru_token, "Dmitry Peskov", "observer")
+    assert back["participant"]["role"] == "observer"
+    assert (await http.get("/api/v1/me", headers=bearer(back["token"]))).status_code == 200
+    assert (await http.get("/api/v1/me", headers=bearer(fresh))).status_code == 401
+    trail = (await http.get(f"{base}/audit", headers=operator())).json()["trail"]
+    assert [r["details"]["participant"] for r in trail if r["action"] == "invitation_reissued"] == [
+        pid
+    ]

@@ -235,6 +235,12 @@ async def test_everyone_sees_and_hears_the_others_and_follows_the_phase(call: Ca
             others
         )
         await expect(page.locator(f'#stage .tile.local[data-name="{name}"]')).to_have_count(1)
+        # Every page's roster agrees: nobody is left as they were before an event that
+        # came in while the page was reading the roster.
+        await page.wait_for_function(
+            "[...window.summitry.state.people.values()].every(p => p.presence === 'admitted')",
+            timeout=QUICK_TIMEOUT_MS,
+        )
     await phase_everywhere(call, "lobby", "LOBBY")
     await call.shot(RU_PRINCIPAL, "05-call-lobby-principal")
     await call.shot(US_COORDINATOR, "06-call-console")

@@ -36,6 +36,14 @@ def new_id() -> str:
     return secrets.token_hex(8)
 
 
+# Each side's coordinators are made with the summit, by the operator: a coordinator
+# cannot make another (who would skip the lobby) nor remove one.
+COORDINATORS_COME_WITH_THE_SUMMIT = (
+    "coordinators come with the summit, made by the operator; a coordinator invites "
+    "principals, delegates, interpreters and observers"
+)
+
+
 def new_participant(
     summit: SummitRow, side: SideRow, name: str, role: Role, now: datetime
 ) -> ParticipantRow:
@@ -122,6 +130,8 @@ class Roster:
         require_coordinator(grant)
         if side_id is not None and side_id != grant.side_id:
             raise NotPermitted("a coordinator invites people to their own side only")
+        if role is Role.COORDINATOR:
+            raise NotPermitted(COORDINATORS_COME_WITH_THE_SUMMIT)
         require_text(name, "name", MAX_NAME)
         now = self._work.clock.now()
         async with self._work.command(summit_id) as repo:
@@ -130,10 +140,15 @@ class Roster:
                 raise IllegalTransition(f"the summit is {row.phase}; nobody can be invited")
             side = await repo.side(grant.side_id)
             existing = await repo.named(side.id, name)
-            if existing is not None:
+            if existing is not None and not existing.revoked:
                 raise Conflict(f"{existing.name} is already on this side's roster")
-            person = new_participant(row, side, name, role, now)
-            repo.add(person)
+            if existing is None:
+                person = new_participant(row, side, name, role, now)
+                repo.add(person)
+            else:  # removed before: invited again, with a new link (the old one stays dead)
+                person = existing
+                person.role, person.presence = role.value, Presence.INVITED.value
+                person.grant_id, person.revoked = grants.new_grant_id(), False
             await repo.audit(
                 summit_id,
                 actor_of(grant),
@@ -147,6 +162,27 @@ class Roster:
                 now,
             )
         self._announce(summit_id, roster_event(person))
+        return invite_for(row, person, self._secret, self._links)
+
+    async def reissue(self, grant: Grant, summit_id: str, participant_id: str) -> Invite:
+        """A new link for someone of the coordinator's own side, or for the coordinator
+        themselves: the old link stops working at once (it leaked, or was sent to the
+        wrong person)."""
+        require_summit(grant, summit_id)
+        require_coordinator(grant)
+        now = self._work.clock.now()
+        async with self._work.command(summit_id) as repo:
+            row = await repo.summit(summit_id)
+            person = await repo.participant(summit_id, participant_id)
+            require_own_side(grant, person.side_id)
+            if person.role == Role.COORDINATOR.value and person.id != grant.participant_id:
+                raise NotPermitted("a coordinator re-issues only their own link among coordinators")
+            if person.revoked:
+                raise Conflict(f"{person.name} was removed: invite them again instead")
+            person.grant_id = grants.new_grant_id()
+            await repo.audit(
+                summit_id, actor_of(grant), "invitation_reissued", {"participant": person.id}, now
+            )
         return invite_for(row, person, self._secret, self._links)
 
     async def invitation(
@@ -219,6 +255,8 @@ class Roster:
             person = await repo.participant(summit_id, participant_id)
             if own_side:
                 require_own_side(grant, person.side_id)
+            if move is Move.REMOVE and person.role == Role.COORDINATOR.value:
+                raise NotPermitted("a coordinator cannot remove another coordinator")
             change = presence.apply(Presence(person.presence), move, Role(person.role), person.name)
             if not change.changed:
                 return participant_view(person)

@@ -213,6 +213,19 @@ async def invitation(
     return InvitationOut(link=invite.link, ics_url=ics_url, participant=invite.participant)
 
 
+@router.post(
+    "/summits/{summit_id}/participants/{participant_id}/invitation",
+    status_code=201,
+    response_model=Invite,
+    responses=declared(401, 403, 404, 409),
+)
+async def reissue_invitation(
+    summit_id: str, participant_id: str, caller: Caller, service: Service
+) -> Invite:
+    """A new link for someone of your side (or yourself): the old one stops working."""
+    return await service.roster.reissue(caller, summit_id, participant_id)
+
+
 @router.get(
     "/summits/{summit_id}/participants/{participant_id}/invitation.ics",
     response_class=Response,

@@ -52,7 +52,8 @@ const ACTIONS = [
   },
 ];
 
-const INVITE_ROLES = ["principal", "delegate", "interpreter", "observer", "coordinator"];
+// Coordinators come with the summit (the operator makes them): a console invites the rest.
+const INVITE_ROLES = ["principal", "delegate", "interpreter", "observer"];
 
 const HEARTBEAT_MS = 3000;
 
@@ -351,12 +352,21 @@ export class CoordinatorConsole {
           }
           actions.push(
             h("button.small", { type: "button", text: "Link", title: "Show the invitation link", onclick: () => this.showLink(p) }),
-            h(
-              `button.small.remove${this.armed === `remove:${p.id}` ? ".armed" : ""}`,
-              { type: "button", onclick: () => this.remove(p) },
-              this.armed === `remove:${p.id}` ? "Confirm" : "Remove",
-            ),
           );
+          if (p.role !== "coordinator") {
+            actions.push(
+              h(
+                `button.small.reissue${this.armed === `reissue:${p.id}` ? ".armed" : ""}`,
+                { type: "button", title: "A new link; the old one stops working", onclick: () => this.reissue(p) },
+                this.armed === `reissue:${p.id}` ? "Confirm" : "New link",
+              ),
+              h(
+                `button.small.remove${this.armed === `remove:${p.id}` ? ".armed" : ""}`,
+                { type: "button", onclick: () => this.remove(p) },
+                this.armed === `remove:${p.id}` ? "Confirm" : "Remove",
+              ),
+            );
+          }
         }
         return this.person(p, actions);
       }),
@@ -441,6 +451,23 @@ export class CoordinatorConsole {
       const view = await this.app.api.del(`/participants/${p.id}`);
       this.app.updatePerson(view);
       this.say(this.rosterMessage, `${p.name} was removed; their link no longer works.`);
+    } catch (error) {
+      this.say(this.rosterMessage, messageOf(error), "error");
+    }
+    this.render();
+  }
+
+  async reissue(p) {
+    const key = `reissue:${p.id}`;
+    if (this.armed !== key) {
+      this.arm(key);
+      return;
+    }
+    this.armed = null;
+    try {
+      const invite = await this.app.api.post(`/participants/${p.id}/invitation`);
+      this.showResult(invite.participant, invite.link);
+      this.say(this.rosterMessage, `${p.name} has a new link; the old one no longer works.`);
     } catch (error) {
       this.say(this.rosterMessage, messageOf(error), "error");
     }

@@ -42,6 +42,7 @@ const room = {
   api: null,
   ice: null, // the summit's TURN servers for this browser, and when their credential ends
   events: null, // the EventStream
+  rosterEvents: 0, // roster events seen, so a resync knows whether one came while it read
   consoleView: null, // the coordinator's console
   e2ee: null,
   localStream: null,
@@ -323,7 +324,13 @@ function resync({ media = false } = {}) {
     keep(
       "resync",
       async () => {
-        await loadAll();
+        // A roster event that arrives while the roster is read may be newer than what
+        // the read returns: read again until none came in between.
+        let seen;
+        do {
+          seen = room.rosterEvents;
+          await loadAll();
+        } while (seen !== room.rosterEvents);
         onMyPresence(state.me.participant.presence);
         if (room.resync.media && state.stage === "call") await checkMedia();
         room.resync.media = false;
@@ -404,6 +411,7 @@ const EVENTS = {
     if (changed) resync(); // allowed actions and the public part's times
   },
   roster(event) {
+    room.rosterEvents += 1;
     updatePerson({
       id: event.participant,
       side_id: event.side,
