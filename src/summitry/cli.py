@@ -112,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
             ssl_certfile=config.tls_cert,
             ssl_keyfile=config.tls_key,
             proxy_headers=bool(config.trusted_proxies),
+            # Beyond this many connections at once, 503 at once: the event streams and
+            # the API keep their file descriptors (LimitNOFILE in deploy/).
+            limit_concurrency=CONNECTIONS,
             forwarded_allow_ips=list(config.trusted_proxies) or None,
         )
         return 0
@@ -157,6 +160,9 @@ def loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+CONNECTIONS = 8192
 
 
 class TicketsOutOfLogs(logging.Filter):

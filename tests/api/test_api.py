@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 import stat
@@ -689,3 +690,37 @@ async def test_coordinators_come_with_the_summit_and_links_can_be_reissued(
     assert [r["details"]["participant"] for r in trail if r["action"] == "invitation_reissued"] == [
         pid
     ]
+
+
+async def test_event_streams_are_capped_per_holder(
+    http: httpx.AsyncClient, server: Server, summit: Seeded
+) -> None:
+    public = f"/api/v1/public/{summit.slug}/events"
+    async with contextlib.AsyncExitStack() as streams, client_from(server, "127.0.0.9") as viewer:
+        opened = [
+            await streams.enter_async_context(viewer.stream("GET", public)) for _ in range(32)
+        ]
+        assert {s.status_code for s in opened} == {200}
+        refused = await viewer.get(public)
+        assert (refused.status_code, refused.json()["error"]) == (429, "rate_limited")
+        assert "event streams are open from here" in refused.json()["message"]
+        # Another address is not held back by it.
+        async with http.stream("GET", public) as elsewhere:
+            assert elsewhere.status_code == 200
+        # A stream that closes frees its place.
+        await opened[0].aclose()
+        async with asyncio.timeout(10):
+            while True:
+                async with viewer.stream("GET", public) as again:
+                    if again.status_code == 200:
+                        break
+                await asyncio.sleep(0.1)
+    own = f"/api/v1/summits/{summit.id}/events"
+    async with contextlib.AsyncExitStack() as streams:
+        for _ in range(4):
+            mine = await streams.enter_async_context(
+                http.stream("GET", own, headers=bearer(summit.ru_token))
+            )
+            assert mine.status_code == 200
+        fifth = await http.get(own, headers=bearer(summit.ru_token))
+        assert fifth.status_code == 429

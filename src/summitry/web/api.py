@@ -23,7 +23,7 @@ from summitry.security import grants
 from summitry.security.grants import Grant
 from summitry.web import sse
 from summitry.web.errors import TooManyFailures, declared
-from summitry.web.limits import FailedCredentials
+from summitry.web.limits import FailedCredentials, client_address
 from summitry.web.schemas import (
     ActionIn,
     AuditHeadOut,
@@ -327,6 +327,8 @@ async def summit_events(
         summit_id,
         await service.catalog.phase_event(summit_id),
         public=False,
+        slots=request.app.state.participant_streams,
+        holder=caller.participant_id,
         participant_id=caller.participant_id,
         reads_talks=await service.roster.reads_the_talks(caller, summit_id),
     )
@@ -390,5 +392,11 @@ async def public_summit(slug: str, service: Service, tz: ZoneQuery = None) -> Pu
 async def public_events(slug: str, request: Request, service: Service) -> StreamingResponse:
     summit_id = await service.public.summit_id_for(slug)
     return sse.stream(
-        request, service.hub, summit_id, await service.catalog.phase_event(summit_id), public=True
+        request,
+        service.hub,
+        summit_id,
+        await service.catalog.phase_event(summit_id),
+        public=True,
+        slots=request.app.state.public_streams,
+        holder=client_address(request.scope),
     )

@@ -13,6 +13,7 @@ from summitry import __version__
 from summitry.config import Config
 from summitry.web import api, errors, keys, media, pages, public
 from summitry.web.limits import BodyLimit, Buckets, FailedCredentials, RateLimit
+from summitry.web.sse import StreamSlots
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -28,6 +29,10 @@ FAILED_CREDENTIAL_RATE, FAILED_CREDENTIAL_BURST = 1 / 6, 20
 # Key changes per grant (a new public key, a key that did not open): a reload or a new
 # device is one; each forces a new media key for everyone, so a flood is cut short.
 KEY_CHANGE_RATE, KEY_CHANGE_BURST = 1 / 10, 20
+# Event streams: a viewer's page opens one, a participant's one or two (a reload); a
+# household or an office behind one address may hold a few dozen public ones.
+PUBLIC_STREAMS_PER_ADDRESS, PUBLIC_STREAMS = 32, 4000
+STREAMS_PER_PARTICIPANT, PARTICIPANT_STREAMS = 4, 2000
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
@@ -87,6 +92,8 @@ def create_app(config: Config, lifespan: Lifespan | None = None) -> FastAPI:
         RateLimit, prefixes=PUBLIC_PREFIXES, buckets=Buckets(PUBLIC_RATE, PUBLIC_BURST)
     )
     app.state.key_changes = Buckets(KEY_CHANGE_RATE, KEY_CHANGE_BURST)
+    app.state.public_streams = StreamSlots(PUBLIC_STREAMS_PER_ADDRESS, PUBLIC_STREAMS)
+    app.state.participant_streams = StreamSlots(STREAMS_PER_PARTICIPANT, PARTICIPANT_STREAMS)
     app.state.failed_credentials = FailedCredentials(
         Buckets(FAILED_CREDENTIAL_RATE, FAILED_CREDENTIAL_BURST)
     )
