@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from summitry.web.limits import Buckets
+import httpx
+from starlette.types import Receive, Scope, Send
+
+from summitry.web.limits import Buckets, RateLimit
 
 
 def test_bursts_then_the_rate() -> None:
@@ -27,3 +30,23 @@ def test_wait_says_when_the_next_token_comes() -> None:
     assert not buckets.take("198.18.0.9")  # a refused take costs nothing
     now[0] += 1.5
     assert buckets.wait("198.18.0.9") == 0 and buckets.take("198.18.0.9")
+
+
+async def answer_ok(scope: Scope, receive: Receive, send: Send) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+async def test_the_public_limit_refuses_an_empty_bucket_and_not_the_rest() -> None:
+    now = [0.0]
+    limited = RateLimit(answer_ok, ("/api/v1/public/",), Buckets(50.0, 100, lambda: now[0]))
+    transport = httpx.ASGITransport(app=limited, client=("198.18.0.9", 4000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://summitry.test") as http:
+        answers = [await http.get("/api/v1/public/x") for _ in range(101)]
+        assert [a.status_code for a in answers] == [200] * 100 + [429]
+        assert answers[-1].json()["error"] == "rate_limited"
+        assert answers[-1].headers["retry-after"] == "1"
+        assert (await http.get("/api/v1/me")).status_code == 200  # not a public endpoint
+        now[0] += 1.0  # 50 tokens back
+        again = [await http.get("/api/v1/public/x") for _ in range(51)]
+        assert [a.status_code for a in again] == [200] * 50 + [429]
