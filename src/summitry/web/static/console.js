@@ -440,38 +440,34 @@ export class CoordinatorConsole {
     }
   }
 
-  async remove(p) {
-    const key = `remove:${p.id}`;
+  /** Runs `work` on the second click of an armed button (`key`), and says what failed. */
+  async confirmed(key, work) {
     if (this.armed !== key) {
       this.arm(key);
       return;
     }
     this.armed = null;
     try {
-      const view = await this.app.api.del(`/participants/${p.id}`);
-      this.app.updatePerson(view);
-      this.say(this.rosterMessage, `${p.name} was removed; their link no longer works.`);
+      await work();
     } catch (error) {
       this.say(this.rosterMessage, messageOf(error), "error");
     }
     this.render();
   }
 
-  async reissue(p) {
-    const key = `reissue:${p.id}`;
-    if (this.armed !== key) {
-      this.arm(key);
-      return;
-    }
-    this.armed = null;
-    try {
+  remove(p) {
+    return this.confirmed(`remove:${p.id}`, async () => {
+      this.app.updatePerson(await this.app.api.del(`/participants/${p.id}`));
+      this.say(this.rosterMessage, `${p.name} was removed; their link no longer works.`);
+    });
+  }
+
+  reissue(p) {
+    return this.confirmed(`reissue:${p.id}`, async () => {
       const invite = await this.app.api.post(`/participants/${p.id}/invitation`);
       this.showResult(invite.participant, invite.link);
       this.say(this.rosterMessage, `${p.name} has a new link; the old one no longer works.`);
-    } catch (error) {
-      this.say(this.rosterMessage, messageOf(error), "error");
-    }
-    this.render();
+    });
   }
 
   async invite(event) {
