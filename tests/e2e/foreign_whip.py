@@ -37,6 +37,10 @@ async def publish(url: str, token: str, ca: str) -> None:
         # out, as its operator would, it is given the TLS one.
         over_tls = [server for server in servers if str(server.urls).startswith("turns:")]
         pc = RTCPeerConnection(RTCConfiguration(iceServers=over_tls))
+        # Said when it happens: the picture can reach a page before a poll would tell.
+        pc.on(
+            "connectionstatechange", lambda: print(f"connection: {pc.connectionState}", flush=True)
+        )
         pc.addTrack(MovingPicture())
         pc.addTrack(Tone(660.0))
         await pc.setLocalDescription(await pc.createOffer())
@@ -48,9 +52,7 @@ async def publish(url: str, token: str, ca: str) -> None:
         print(f"whip: {answer.status_code}", flush=True)
         answer.raise_for_status()
         await pc.setRemoteDescription(RTCSessionDescription(answer.text, "answer"))
-        while True:
-            print(f"connection: {pc.connectionState}", flush=True)
-            await asyncio.sleep(1)
+        await asyncio.Event().wait()
 
 
 if __name__ == "__main__":

@@ -358,6 +358,8 @@ function onMyPresence(presence) {
       fatal("You were removed from this summit", "Your invitation link no longer works.");
     } else if (state.stage === "call") {
       enterCall();
+      // Admitted, the page may read the whole roster now (the lobby saw only its own row).
+      if (from !== "call") resync();
     } else {
       // denied, or left from another tab or dropped by the server: it knows already
       if (from === "call") stopMedia({ tellServer: false });
