@@ -110,10 +110,14 @@ async def rewritten(
     pattern: str | re.Pattern[str],
     change: Callable[[dict[str, Any]], dict[str, Any]],
 ) -> None:
-    """A route that hands `change(body)` to the page in place of the server's answer."""
+    """A route that hands `change(body)` to the page in place of the server's answer
+    (an error answer goes to the page as it is: it has no body to change)."""
 
     async def handle(route: Route) -> None:
         response = await route.fetch()
+        if not response.ok:
+            await route.fulfill(response=response)
+            return
         await route.fulfill(response=response, json=change(await response.json()))
 
     await target.route(pattern, handle)

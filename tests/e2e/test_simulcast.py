@@ -119,7 +119,9 @@ async def test_the_broadcast_carries_the_highest_layer(
     await phase_everywhere(call, "public", "LIVE")
     public = (await http.get(f"/api/v1/public/{call.summit.slug}")).json()
     playlist = next(s["hls"] for s in public["streams"] if s["side"] == "Russian Federation")
-    assert await segment_width(http, playlist, tmp_path) == camera
+    # The highest layer the camera sends: its full width, or half of it while a loaded
+    # sender holds the top layer back; never the quarter the US page receives.
+    assert await segment_width(http, playlist, tmp_path) in (camera, camera // 2)
     # WHEP viewers get the picture too (the public page's player).
     viewer = await open_viewer(browser, urljoin(str(http.base_url), f"/s/{call.summit.slug}"))
     try:
