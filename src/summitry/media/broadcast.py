@@ -37,7 +37,7 @@ from summitry.domain.events import RecordingsReady
 from summitry.domain.model import Role
 from summitry.domain.on_air import Speaker, on_air
 from summitry.media.connection import Announce, JanusConnection, answer_offer, janus_errors
-from summitry.media.janus import Handle, JanusError, JanusUnavailable
+from summitry.media.janus import Handle, JanusError, JanusUnavailable, janus_id
 from summitry.media.packager import (
     AUDIO_PT,
     VIDEO_PT,
@@ -201,7 +201,7 @@ class BroadcastChain:
                 )
             broadcast = Broadcast(
                 summit_id,
-                secrets.randbits(52) or 1,
+                janus_id(),
                 secrets.token_urlsafe(18),
                 slots,
                 self.folder / summit_id,

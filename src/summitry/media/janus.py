@@ -42,6 +42,12 @@ class JanusUnavailable(Exception):
 JSON = dict[str, Any]
 
 
+def janus_id() -> int:
+    """An id of our choosing for something in Janus (a room, a feed, a mountpoint):
+    random, never 0, and exact in JSON (under 2**53)."""
+    return secrets.randbits(52) or 1
+
+
 class Janus:
     """The Janus server at `url` (the REST transport's base, ending in /janus)."""
 

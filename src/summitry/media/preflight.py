@@ -11,7 +11,7 @@ import secrets
 
 from summitry.domain.errors import MediaRefused, MediaUnavailable
 from summitry.media.connection import JanusConnection, answer_offer, janus_errors
-from summitry.media.janus import Handle, JanusError, JanusUnavailable
+from summitry.media.janus import Handle, JanusError, JanusUnavailable, janus_id
 from summitry.media.resources import VIDEOROOM
 
 LIFETIME_SECONDS = 30
@@ -29,7 +29,7 @@ class Preflights:
             raise MediaUnavailable(f"{MOST_AT_ONCE} preflight checks are running; try shortly")
         async with janus_errors():
             handle = await self._connection.session.attach(VIDEOROOM)
-        room, secret = secrets.randbits(52) or 1, secrets.token_urlsafe(16)
+        room, secret = janus_id(), secrets.token_urlsafe(16)
         try:
             async with janus_errors(MediaRefused, "the preflight room", detach=handle):
                 await handle.request(

@@ -27,7 +27,15 @@ from summitry.domain.errors import (
 from summitry.domain.events import FeedsChanged, MediaReset, MediaStateChanged, Speaking
 from summitry.domain.sdp import has_candidates, is_simulcast
 from summitry.media.connection import Announce, JanusConnection, answer_offer, janus_errors
-from summitry.media.janus import JSON, Handle, Janus, JanusError, JanusUnavailable, Session
+from summitry.media.janus import (
+    JSON,
+    Handle,
+    Janus,
+    JanusError,
+    JanusUnavailable,
+    Session,
+    janus_id,
+)
 from summitry.media.preflight import Preflights
 from summitry.media.resources import VIDEOROOM, PublisherResource, Room, SubscriptionResource
 from summitry.media.state_file import StateFile
@@ -86,10 +94,6 @@ def first_mids(streams: list[dict[str, Any]]) -> dict[str, str]:
         if stream.get("type") in ("audio", "video") and "mid" in stream:
             mids.setdefault(str(stream["type"]), str(stream["mid"]))
     return mids
-
-
-def new_room_id() -> int:
-    return secrets.randbits(52) or 1
 
 
 class JanusRooms:
@@ -183,7 +187,7 @@ class JanusRooms:
         async with self._lock:
             room = self.rooms.get(summit_id)
             if room is None:
-                room = Room(new_room_id(), secrets.token_urlsafe(18), secrets.token_urlsafe(12))
+                room = Room(janus_id(), secrets.token_urlsafe(18), secrets.token_urlsafe(12))
                 await self._create_room(room)
                 self.rooms[summit_id] = room
                 await self._save()
@@ -302,7 +306,7 @@ class JanusRooms:
             r.encrypted for r in self._publishers.values() if r.summit_id == summit_id
         )
         handle = await self._attach()
-        feed_id = secrets.randbits(52) or 1
+        feed_id = janus_id()
         async with janus_errors(MediaRefused, "the room refused to let you in", detach=handle):
             await handle.message(
                 {
