@@ -50,3 +50,12 @@ async def test_the_public_limit_refuses_an_empty_bucket_and_not_the_rest() -> No
         now[0] += 1.0  # 50 tokens back
         again = [await http.get("/api/v1/public/x") for _ in range(51)]
         assert [a.status_code for a in again] == [200] * 50 + [429]
+
+
+def test_a_refusal_says_how_long_to_wait() -> None:
+    now = [0.0]
+    buckets = Buckets(rate=1 / 10, burst=1, clock=lambda: now[0])
+    assert buckets.refusal("198.18.0.9") == 0  # a token taken
+    assert buckets.refusal("198.18.0.9") == 10
+    now[0] += 9.5
+    assert buckets.refusal("198.18.0.9") == 1  # half a second, rounded up

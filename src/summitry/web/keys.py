@@ -3,7 +3,6 @@ public keys and wrapped media keys between the browsers; it never sees a media k
 
 from __future__ import annotations
 
-import math
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -47,11 +46,9 @@ async def key_changer(request: Request, caller: Caller) -> Grant:
     not open): each may force a new media key for everyone and writes the audit trail,
     so one grant gets a bucket of them (`KEY_CHANGE_BURST`, one more every 10 s)."""
     changes: Buckets = request.app.state.key_changes
-    if not changes.take(caller.participant_id):
-        seconds = max(1, math.ceil(changes.wait(caller.participant_id)))
-        raise Throttled(
-            seconds, f"your browser changed its keys too often; try again in {seconds} s"
-        )
+    if seconds := changes.refusal(caller.participant_id):
+        message = f"your browser changed its keys too often; try again in {seconds} s"
+        raise Throttled(seconds, message)
     return caller
 
 

@@ -93,6 +93,11 @@ class Buckets:
         """Seconds until the client has a token again; 0 when it has one now."""
         return max(0.0, (1.0 - self._level(client)) / self.rate)
 
+    def refusal(self, client: str) -> int:
+        """Takes a token: 0 if there was one, else the whole seconds (1 at least) until
+        there is, for a `Retry-After`."""
+        return 0 if self.take(client) else max(1, math.ceil(self.wait(client)))
+
 
 def client_address(scope: Scope) -> str:
     return str((scope.get("client") or ("unknown", 0))[0])
@@ -143,8 +148,6 @@ class FailedCredentials:
     compared can be found. Credentials a web page can send at all (a ticket in a URL)
     never count."""
 
-    KINDS = ("grant", "operator")
-
     def __init__(self, buckets: Buckets) -> None:
         self.buckets = buckets
 
@@ -155,8 +158,8 @@ class FailedCredentials:
     def failed(self, kind: str, scope: Scope) -> None:
         """A credential of `kind` that was never issued here: spends a token, and
         raises TooManyFailures when there was none left."""
-        if not self.buckets.take(f"{kind} {client_address(scope)}"):
-            raise TooManyFailures(max(1, self.stopped(kind, scope)))
+        if wait := self.buckets.refusal(f"{kind} {client_address(scope)}"):
+            raise TooManyFailures(wait)
 
 
 MAX_CLIENTS = 100_000
