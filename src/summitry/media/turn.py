@@ -242,5 +242,5 @@ class TurnSupervisor:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
-        if self.pid is not None and alive(self.pid):
+        if self.pid is not None:
             await terminate(self.pid, self.process)

@@ -83,39 +83,35 @@ def stream(
     free = slots.claim(holder)
 
     async def events() -> AsyncIterator[bytes]:
+        reads = reads_talks
         try:
-            async for chunk in summit_events():
-                yield chunk
+            async with hub.listen(summit_id) as queue:
+                first = wire(snapshot)
+                if first is not None:
+                    yield encode(first)
+                while not await request.is_disconnected():
+                    try:
+                        event = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
+                    except TimeoutError:
+                        yield b": keep-alive\n\n"
+                        continue
+                    if participant_id is not None:
+                        if isinstance(event, RosterChanged) and event.participant == participant_id:
+                            reads = reads_the_talks(event.role, event.presence)
+                        if not reads and not lobby_sees(event, participant_id):
+                            continue
+                    body = wire(event)
+                    if body is None:
+                        continue
+                    yield encode(body)
+                    if (
+                        participant_id is not None
+                        and isinstance(event, RosterChanged)
+                        and event.removes(participant_id)
+                    ):
+                        return
         finally:
             free()
-
-    async def summit_events() -> AsyncIterator[bytes]:
-        reads = reads_talks
-        async with hub.listen(summit_id) as queue:
-            first = wire(snapshot)
-            if first is not None:
-                yield encode(first)
-            while not await request.is_disconnected():
-                try:
-                    event = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
-                except TimeoutError:
-                    yield b": keep-alive\n\n"
-                    continue
-                if participant_id is not None:
-                    if isinstance(event, RosterChanged) and event.participant == participant_id:
-                        reads = reads_the_talks(event.role, event.presence)
-                    if not reads and not lobby_sees(event, participant_id):
-                        continue
-                body = wire(event)
-                if body is None:
-                    continue
-                yield encode(body)
-                if (
-                    participant_id is not None
-                    and isinstance(event, RosterChanged)
-                    and event.removes(participant_id)
-                ):
-                    return
 
     body = events()
     weakref.finalize(body, free)  # a stream whose response never started frees it too

@@ -1041,6 +1041,8 @@ function wire() {
 const WAITING_RECHECK_MS = 10_000;
 
 const QUALITY_EVERY_MS = 2000;
+// What a tile's tooltip says of a feed that comes in at a lower layer.
+const SMALLER = { low: " (video at a quarter size)", medium: " (video at half size)" };
 
 /** Every tile's network bars: how the others' media reaches this browser, and how this
  * browser's own reaches the server (from what the server reports back). */
@@ -1052,8 +1054,7 @@ async function showQuality() {
     const reports = await Promise.all(receivers.map((receiver) => receiver.getStats()));
     const layer = chooseLayer(tile, tile.receivers.video ? reports.at(-1) : null);
     if (layer !== undefined) layers.set(tile.feedId, layer);
-    const smaller = { low: " (video at a quarter size)", medium: " (video at half size)" };
-    showFigures(tile, receivedTotals(reports), `Reaching you${smaller[tile.el.dataset.layer] || ""}`);
+    showFigures(tile, receivedTotals(reports), `Reaching you${SMALLER[tile.el.dataset.layer] || ""}`);
   }
   if (layers.size) await room.subscription?.chooseLayers(layers);
   if (room.localTile && room.publisher?.pc) {
@@ -1068,6 +1069,7 @@ function chooseLayer(tile, videoReport) {
   if (tile.layersOf !== carrying) {
     tile.layersOf = carrying; // a new feed or subscription starts at the top, as Janus does
     tile.layers = new FeedLayers();
+    delete tile.el.dataset.layer;
   }
   const layer = tile.layers.take(videoReport);
   if (layer) tile.el.dataset.layer = layer;
