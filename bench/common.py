@@ -170,6 +170,11 @@ def summary(values: Sequence[float]) -> dict[str, float | None]:
     }
 
 
+def ratio(value: float | None, floor: float | None) -> float | None:
+    """`value` over `floor`, to two places; None when either was not measured."""
+    return round(value / floor, 2) if value is not None and floor else None
+
+
 def report(line: dict[str, Any], headline: str) -> None:
     print(headline)
     print(json.dumps(line))

@@ -20,6 +20,7 @@ from common import (
     chromium,
     in_namespace,
     publishing,
+    ratio,
     report,
     summitry,
 )
@@ -158,14 +159,14 @@ async def main() -> None:
             recovered = await recovery_after_outage(bad_page, relays)
         except Exception as error:  # a loaded machine: reported, not fatal
             failures.append(str(error)[:300])
-    ratio = round(impaired["fps"] / clean["fps"], 2) if clean.get("fps") and impaired else None
+    fps_ratio = ratio(impaired.get("fps"), clean.get("fps"))
     report(
         {
             "benchmark": "impaired",
             "unit": "fps",
             "value": impaired.get("fps"),
             "floor": clean.get("fps"),
-            "ratio": ratio,
+            "ratio": fps_ratio,
             "clean": clean,
             "impaired": impaired,
             "recovery_s": recovered,
@@ -175,7 +176,7 @@ async def main() -> None:
             "failures": failures,
             "targets": {"ratio": 0.8, "concealed_share": 0.05, "recovery_s": 2.0},
         },
-        f"impaired path: {impaired.get('fps')} fps vs {clean.get('fps')} clean (x{ratio}), "
+        f"impaired path: {impaired.get('fps')} fps vs {clean.get('fps')} clean (x{fps_ratio}), "
         f"concealed {impaired.get('concealed_share')}, recovery {recovered} s",
     )
 

@@ -13,6 +13,7 @@ from common import (
     chromium,
     in_namespace,
     publishing,
+    ratio,
     report,
     summary,
     summitry,
@@ -86,9 +87,7 @@ async def main() -> None:
                 continue
             (relayed_latency if relayed else host_latency).extend(found)
     host, relay = summary(joins[False]), summary(joins[True])
-    ratio = (
-        round(relay["median"] / host["median"], 2) if relay["median"] and host["median"] else None
-    )
+    join_ratio = ratio(relay["median"], host["median"])
     floor, value = summary(host_latency), summary(relayed_latency)
     added = (
         round(value["median"] - floor["median"], 1)
@@ -101,7 +100,7 @@ async def main() -> None:
             "unit": "ms",
             "value": relay["median"],
             "floor": host["median"],
-            "ratio": ratio,
+            "ratio": join_ratio,
             "join_relayed": relay,
             "join_host": host,
             "latency_added_ms": added,
@@ -112,7 +111,7 @@ async def main() -> None:
             "failures": failures,
             "targets": {"ratio": 1.3, "latency_added_ms": 5},
         },
-        f"join through TURN {relay['median']} ms vs {host['median']} ms direct (x{ratio}); "
+        f"join through TURN {relay['median']} ms vs {host['median']} ms direct (x{join_ratio}); "
         f"latency +{added} ms",
     )
 

@@ -18,6 +18,7 @@ from common import (
     bench_page,
     chromium,
     in_namespace,
+    ratio,
     report,
     summit_with_two_principals,
     summitry,
@@ -124,16 +125,15 @@ async def main() -> None:
     clean = runs.get("clean", {}).get("fps")
     chose = runs.get("page_chooses", {}).get("fps")
     stuck = runs.get("top_layer_only", {}).get("fps")
-    ratio = round(chose / clean, 2) if clean and chose is not None else None
-    stuck_ratio = round(stuck / clean, 2) if clean and stuck is not None else None
+    chose_ratio = ratio(chose, clean)
     report(
         {
             "benchmark": "simulcast",
             "unit": "fps",
             "value": chose,
             "floor": clean,
-            "ratio": ratio,
-            "top_layer_only_ratio": stuck_ratio,
+            "ratio": chose_ratio,
+            "top_layer_only_ratio": ratio(stuck, clean),
             "runs": runs,
             "layers_chosen": chosen,
             "path": {"downlink_kbps": CAP_BITS_PER_S / 1000, "queue_ms": QUEUE_S * 1000},
@@ -141,7 +141,7 @@ async def main() -> None:
             "targets": {"ratio": 0.8},
         },
         f"400 kb/s downlink: {chose} fps with the page's layer choice, {stuck} on the top "
-        f"layer, {clean} clean (x{ratio})",
+        f"layer, {clean} clean (x{chose_ratio})",
     )
 
 
