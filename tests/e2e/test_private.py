@@ -26,6 +26,7 @@ from tests.e2e.test_room import (
     RU_PRINCIPAL,
     US_COORDINATOR,
     Call,
+    both_consent,
     invite,
     let_in,
     media_goes_on,
@@ -259,11 +260,7 @@ async def live_call(
         await ru.page.locator(f'#waiting-list li[data-name="{RU_PRINCIPAL}"] button.admit').click()
         for page in call.pages:
             await expect(page.locator("body")).to_have_attribute("data-screen", "call")
-        await ru.page.locator('#console button[data-action="consent"]').click()
-        await expect(us.page.locator("#console-other .other-consent")).to_have_attribute(
-            "data-consented", "true"
-        )
-        await us.page.locator('#console button[data-action="consent"]').click()
+        await both_consent(ru.page, us.page)
         await phase_everywhere(call, "public", "LIVE")
     except BaseException:
         await call.close()

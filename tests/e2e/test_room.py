@@ -112,6 +112,16 @@ async def let_in(page: Page, coordinator: Page, name: str) -> None:
     await expect(page.locator("body")).to_have_attribute("data-screen", "call")
 
 
+async def both_consent(ru: Page, us: Page) -> None:
+    """Russia's coordinator consents to go live, then, once their console shows it (a
+    console acts on the version it last saw), the US coordinator."""
+    await ru.locator('#console button[data-action="consent"]').click()
+    await expect(us.locator("#console-other .other-consent")).to_have_attribute(
+        "data-consented", "true"
+    )
+    await us.locator('#console button[data-action="consent"]').click()
+
+
 async def phase_everywhere(
     call: Call, phase: str, label: str, timeout: float = QUICK_TIMEOUT_MS
 ) -> None:

@@ -953,6 +953,16 @@ async function stats() {
   return result;
 }
 
+/** What this page sends of its camera, per layer (rid): the picture width and the
+ * frames sent so far (a layer the sender holds back sends none). */
+async function sent() {
+  if (!room.publisher?.pc) return [];
+  const report = await room.publisher.pc.getStats();
+  return [...report.values()]
+    .filter((entry) => entry.type === "outbound-rtp" && entry.kind === "video")
+    .map((entry) => ({ rid: entry.rid ?? "", frameWidth: entry.frameWidth ?? 0, framesSent: entry.framesSent ?? 0 }));
+}
+
 /** How each of this page's connections reaches the media server: the candidate pair in
  * use (a relay, and over what, when TURN carries it). */
 async function paths() {
@@ -989,7 +999,7 @@ function receiveLayer(participantId, layer) {
   return room.subscription?.chooseLayers(new Map([[tile.feedId, layer]]));
 }
 
-window.summitry = { state, stats, paths, receiveLayer, e2ee: () => room.e2ee };
+window.summitry = { state, stats, sent, paths, receiveLayer, e2ee: () => room.e2ee };
 
 // --- wiring --------------------------------------------------------------------------
 
