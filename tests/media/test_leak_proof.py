@@ -264,7 +264,7 @@ async def prove_no_leak(
             gap = (made_public - last_public(stamps)) / FPS
             report[f"{output.name}_{side}"] = {"frames": len(stamps), "gap_s": round(gap, 3)}
             # The public part is complete up to the cut, less at most the cut latency
-            # and what is in flight (the packager waits up to 0.1 s for late packets).
+            # and what is in flight.
             assert gap <= cut_latency + 0.3, report
         assert output.tones[PRIVATE] == 0, f"{output.name} carried the private tone"
         assert output.tones[PUBLIC] > 0, f"{output.name} carried no public sound"

@@ -22,10 +22,15 @@ from summitry.control.media import RecordingFile
 log = logging.getLogger(__name__)
 
 VIDEO_PT, AUDIO_PT = 96, 111
-# ffmpeg gives up on a silent input after this long: at the cut that ends it, and while
-# live a side silent for longer is a broadcast failure (the summit cuts).
-INPUT_TIMEOUT = 2
 SEGMENT_SECONDS = 0.5
+# How long ffmpeg has to bind its inputs (a loaded machine starts it slowly; forwarding
+# before then only loses the first key frame, which is asked for again), and to end its
+# outputs after the RTCP BYE, before the signals.
+START_SECONDS = 10
+FINISH_SECONDS = 5
+# An empty receiver report and a BYE: ffmpeg's RTP input ends once every stream of its
+# SDP has had one (a lone BYE is not read as RTCP).
+RTCP_BYE = bytes.fromhex("80c900010000000081cb000100000000")
 
 
 def free_udp_ports(count: int, pairs: bool = False) -> list[int]:
@@ -64,22 +69,46 @@ def udp_port_taken(port: int) -> bool:
     return False
 
 
+def unread_bytes(ports: tuple[int, ...]) -> int:
+    """What waits unread in the receive queues of this machine's UDP sockets bound to
+    `ports` (/proc/net/udp: local address and port, then tx_queue:rx_queue, in hex)."""
+    wanted = {f"{port:04X}" for port in ports}
+    unread = 0
+    with open("/proc/net/udp") as table:
+        for line in table.readlines()[1:]:
+            fields = line.split()
+            if fields[1].rsplit(":", 1)[1] in wanted:
+                unread += int(fields[4].split(":")[1], 16)
+    return unread
+
+
 async def until_listening(ports: tuple[int, ...], process: asyncio.subprocess.Process) -> None:
     """Waits until ffmpeg has bound its input ports: a key frame sent before that is lost,
-    and a browser sends the next one only when asked."""
-    async with asyncio.timeout(10):
-        while not all(udp_port_taken(port) for port in ports):
-            if process.returncode is not None:
-                return
-            await asyncio.sleep(0.02)
+    and a browser sends the next one only when asked. A start slower than START_SECONDS
+    is logged and goes on: the broadcast does not fail for it."""
+    try:
+        async with asyncio.timeout(START_SECONDS):
+            while not all(udp_port_taken(port) for port in ports):
+                if process.returncode is not None:
+                    return
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        log.warning(
+            "ffmpeg (pid %s) has not bound %s after %s s", process.pid, ports, START_SECONDS
+        )
 
 
 def rtp_sdp(video_port: int, audio_port: int) -> str:
-    """How ffmpeg reads one slot's forwarded RTP (the forwards rewrite payload types)."""
+    """How ffmpeg reads one slot's forwarded RTP (the forwards rewrite payload types).
+    ffmpeg binds every address: the source filter keeps out whatever does not come from
+    this machine's loopback (Janus's forwards, and summitry's BYE)."""
+    only_loopback = "a=source-filter: incl IN IP4 * 127.0.0.1\r\n"
     return (
         "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=summitry slot\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
         f"m=video {video_port} RTP/AVP {VIDEO_PT}\r\na=rtpmap:{VIDEO_PT} VP8/90000\r\n"
-        f"m=audio {audio_port} RTP/AVP {AUDIO_PT}\r\na=rtpmap:{AUDIO_PT} opus/48000/2\r\n"
+        + only_loopback
+        + f"m=audio {audio_port} RTP/AVP {AUDIO_PT}\r\na=rtpmap:{AUDIO_PT} opus/48000/2\r\n"
+        + only_loopback
     )
 
 
@@ -111,14 +140,21 @@ def packager_command(ffmpeg: str, folder: Path) -> list[str]:
         # Start as soon as a key frame shows the picture size, not after 5 s of probing.
         "-analyzeduration",
         "500000",
-        # RTP on loopback barely reorders; waiting up to the default 0.5 s for a missing
-        # packet adds that much latency and loses the tail of the public part at the cut.
-        "-max_delay",
-        "100000",
         "-probesize",
         "200000",
-        "-listen_timeout",
-        str(INPUT_TIMEOUT),
+        # No read timeout: a side with nobody on air for a while, or a forward slow to
+        # start, is silence, not the end; the RTCP BYE of finish() is.
+        # Arrival times, not RTP timestamps: each feed put on air (another speaker, a
+        # publisher back after a reconnect) starts its own timestamps at random, and a
+        # jump backwards makes the muxers drop every frame after it.
+        "-use_wallclock_as_timestamps",
+        "1",
+        # Nor are its sequence numbers ahead of the last feed's: without a reorder queue
+        # ffmpeg drops no packet as "received too late", and waits for no missing one
+        # (which added latency and lost the public part's tail at the cut). Loopback
+        # does not reorder.
+        "-reorder_queue_size",
+        "0",
         "-i",
         str(folder / "slot.sdp"),
         "-map",
@@ -190,6 +226,7 @@ class Packager:
 
     folder: Path
     process: asyncio.subprocess.Process
+    ports: tuple[int, int]  # RTP in: video, audio (each port's next one is its RTCP)
     watcher: asyncio.Task[None] | None = None
     finishing: bool = False
 
@@ -212,7 +249,7 @@ class Packager:
                 stderr=log_file,
             )
         (folder / "ffmpeg.pid").write_text(str(process.pid))
-        packager = cls(folder, process)
+        packager = cls(folder, process, (video_port, audio_port))
 
         async def watch() -> None:
             code = await process.wait()
@@ -220,23 +257,35 @@ class Packager:
                 await on_exit(code)
 
         packager.watcher = asyncio.create_task(watch())
-        await until_listening((video_port, audio_port), process)
+        await until_listening(packager.ports, process)
         return packager
 
     async def finish(self) -> None:
-        """Ends the outputs properly. One SIGINT asks ffmpeg to stop; it does so when its
-        input read returns, at the latest when the silent input times out, and then ends
-        the playlist and writes the files' trailers (a second SIGINT would abort those).
-        SIGKILL only if it does not."""
+        """Ends the outputs properly, once the forwards have stopped: an RTCP BYE on each
+        input makes ffmpeg end the playlist and write the files' trailers. SIGINT, then
+        SIGKILL, only if it does not within FINISH_SECONDS."""
         self.finishing = True
         process = self.process
-        for sig in (signal.SIGINT, signal.SIGKILL):
+        # ffmpeg reads RTCP before RTP: a BYE sent while a loaded ffmpeg still has media
+        # queued would end the outputs without the public part's last seconds.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(FINISH_SECONDS):
+                while unread_bytes(self.ports):
+                    if process.returncode is not None:
+                        break
+                    await asyncio.sleep(0.02)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as bye:
+            for port in self.ports:
+                bye.sendto(RTCP_BYE, ("127.0.0.1", port + 1))
+        for sig in (None, signal.SIGINT, signal.SIGKILL):
             if process.returncode is not None:
                 break
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(sig)
+            if sig is not None:
+                log.warning("packager in %s still running: %s", self.folder, sig.name)
+                with contextlib.suppress(ProcessLookupError):
+                    process.send_signal(sig)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(process.wait(), INPUT_TIMEOUT + 1)
+                await asyncio.wait_for(process.wait(), FINISH_SECONDS)
         (self.folder / "ffmpeg.pid").unlink(missing_ok=True)
         log.info("packager in %s finished with %s", self.folder, process.returncode)
         playlist = self.folder / "live" / "index.m3u8"
