@@ -1,7 +1,8 @@
 """The order in which the control plane carries out what a transition decided, on a real
 database with the recording fake of the media ports: the decision is committed before any
-effect, the forwards stop before anyone hears of the cut, and leaving the call takes the
-participant off the media and out of the key exchange."""
+effect, the forwards stop before anyone hears of the cut, everyone hears of it before the
+keys are settled, and leaving the call takes the participant off the media and out of the
+key exchange."""
 
 from __future__ import annotations
 
@@ -74,7 +75,7 @@ async def live_summit(services: Services) -> tuple[str, Any, Any]:
     return summit.id, ru, us
 
 
-async def test_the_cut_is_committed_then_forwards_stop_then_keys_then_the_news(
+async def test_the_cut_is_committed_then_forwards_stop_then_the_news_then_keys(
     with_media: Services, media: RecordingMedia, hub: RecordingHub
 ) -> None:
     summit_id, _, us = await live_summit(with_media)
@@ -95,7 +96,8 @@ async def test_the_cut_is_committed_then_forwards_stop_then_keys_then_the_news(
         ("carry_out", "EnterPrivate"),
         ("withhold_feeds",),  # nobody holds a key yet: everyone is kept off the feeds
     ]
-    assert hub.seen == [("e2ee", 3), ("feeds", 3), ("phase", 3)]
+    # The participants hear of the cut once the forwards stopped, before anything else.
+    assert hub.seen == [("phase", 1), ("e2ee", 3), ("feeds", 3)]
 
 
 async def test_leaving_the_call_drops_media_then_rekeys(

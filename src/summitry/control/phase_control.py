@@ -116,19 +116,28 @@ class PhaseControl:
                 now,
             )
         persisted = time.perf_counter()
+        view = summit_view(row, sides, None, now)
+        told = None
         for effect in transition.effects:
             if self._media is not None:
                 await self._media.carry_out(summit_id, effect)
+            if isinstance(effect, phases.StopBroadcast):
+                # The forwards are stopped: the participants hear of the cut before
+                # anything else is done, and seal their frames from then on.
+                self._announce(summit_id, phase_changed(view, now))
+                told = time.perf_counter()
             if isinstance(effect, phases.EnterPrivate):
                 await self._keys.settle(summit_id)  # off private feeds: whoever lacks the key
+        if told is None:
+            self._announce(summit_id, phase_changed(view, now))
+            told = time.perf_counter()
         log.info(
-            "summit %s: %s -> %s (persisted in %.1f ms, effects in %.1f ms)",
+            "summit %s: %s -> %s (persisted in %.1f ms, told after %.1f ms, effects in %.1f ms)",
             summit_id,
             before,
             row.phase,
             (persisted - started) * 1000,
+            (told - persisted) * 1000,
             (time.perf_counter() - persisted) * 1000,
         )
-        view = summit_view(row, sides, None, now)
-        self._announce(summit_id, phase_changed(view, now))
         return view

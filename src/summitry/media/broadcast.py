@@ -344,9 +344,10 @@ class BroadcastChain:
         slot.feed_id, slot.forwards = None, []
 
     async def stop(self, summit_id: str) -> None:
-        """The cut: every forward stops before this returns (nothing of the room reaches
-        the chain after it). The outputs are finished in the background, so the
-        participants hear of the cut at once."""
+        """The cut: every forward this broadcast made stops before this returns (nothing
+        of the room reaches the chain after it). The rest is done in the background, so
+        the participants hear of the cut at once: any forward Janus still lists for the
+        room is stopped, and the outputs are finished."""
         # No lock: the cut never waits for a packager that is starting. Whatever goes on
         # air meanwhile finds the summit no longer live and takes itself off again.
         broadcast = self._live.pop(summit_id, None)
@@ -356,15 +357,17 @@ class BroadcastChain:
             return
         await asyncio.gather(*(self._unforward(summit_id, slot) for slot in broadcast.slots))
         log.info("broadcast of %s cut: forwards stopped", summit_id)
-        # Belt and braces: whatever Janus still forwards for this room stops too.
-        leftover = await self.room.stop_all_forwards(summit_id)
-        if leftover:
-            log.error("stopped %d forwards of %s nobody had recorded", leftover, summit_id)
         task = asyncio.create_task(self._finish(broadcast))
         self._finishing.add(task)
         task.add_done_callback(self._finishing.discard)
 
     async def _finish(self, broadcast: Broadcast) -> list[Recording]:
+        # Belt and braces: whatever Janus still forwards for this room stops too.
+        leftover = await self.room.stop_all_forwards(broadcast.summit_id)
+        if leftover:
+            log.error(
+                "stopped %d forwards of %s nobody had recorded", leftover, broadcast.summit_id
+            )
         for rid in [
             rid for rid, viewer in self._viewers.items() if viewer.summit_id == broadcast.summit_id
         ]:
