@@ -52,6 +52,9 @@ class Config:
     turn_tls_port: int = 5349
     turn_tls_cert: Path | None = None
     turn_tls_key: Path | None = None
+    # A WHEP viewer whose connection is not up this long after its offer is let go (its
+    # port goes back to the range the participants need).
+    viewer_connect_seconds: int = 20
 
     @property
     def tls(self) -> bool:
@@ -130,6 +133,7 @@ class Config:
             turn_tls_port=turn_tls_port,
             turn_tls_cert=turn_tls_cert,
             turn_tls_key=turn_tls_key,
+            viewer_connect_seconds=seconds(environ, "SUMMITRY_VIEWER_CONNECT_SECONDS", 20),
         )
 
 
@@ -178,6 +182,15 @@ def port(environ: Mapping[str, str], name: str, default: int) -> int:
         return default
     if not value.isdigit() or not 1 <= int(value) <= 65535:
         raise ConfigError(f"{name} must be a port number, not {value!r}")
+    return int(value)
+
+
+def seconds(environ: Mapping[str, str], name: str, default: int) -> int:
+    value = environ.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or not 1 <= int(value) <= 3600:
+        raise ConfigError(f"{name} must be a whole number of seconds (1-3600), not {value!r}")
     return int(value)
 
 

@@ -253,10 +253,16 @@ async def test_public_view_shows_nothing_private(http: httpx.AsyncClient, summit
         "readouts",
         "audit_public_key",
         "whep",
+        "watching",
         "streams",
         "recordings",
     }
-    assert (body["whep"], body["streams"], body["recordings"]) == (None, [], [])
+    assert (body["whep"], body["watching"], body["streams"], body["recordings"]) == (
+        None,
+        0,
+        [],
+        [],
+    )
     text = response.text
     for secret in (summit.id, summit.ru_token, summit.ru_side, "Yuri Ushakov"):
         assert secret not in text

@@ -84,9 +84,14 @@ class RecordingMedia:
         self.calls.append(("preflight",))
         return "answer"
 
-    async def watch_broadcast(self, summit_id: str, offer: str) -> tuple[str, str]:
+    async def watch_broadcast(
+        self, summit_id: str, offer: str, gone: Callable[[], None]
+    ) -> tuple[str, str]:
         self.calls.append(("watch_broadcast",))
         return "viewer", "answer"
+
+    def watching(self, summit_id: str) -> int:
+        return 0
 
     async def stop_watching(self, summit_id: str, resource_id: str) -> None:
         self.calls.append(("stop_watching", resource_id))

@@ -14,7 +14,9 @@ from tests.servers import Seeded, Server, bearer, create_summit, invited, runnin
 @pytest.fixture(scope="session")
 def media_server(tmp_path_factory: pytest.TempPathFactory, media_address: str) -> Iterator[Server]:
     with running_summitry(
-        tmp_path_factory.mktemp("media-server"), SUMMITRY_MEDIA_ADDRESS=media_address
+        tmp_path_factory.mktemp("media-server"),
+        SUMMITRY_MEDIA_ADDRESS=media_address,
+        SUMMITRY_VIEWER_CONNECT_SECONDS="8",
     ) as server:
         yield server
 

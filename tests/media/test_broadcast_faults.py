@@ -11,7 +11,7 @@ import httpx
 from aiortc import RTCPeerConnection
 
 from tests.media.conftest import Room, invite, summit_in_lobby
-from tests.media.peers import MovingPicture, Publisher, Tone, auth
+from tests.media.peers import MovingPicture, Publisher, Tone, auth, frames_of, watch_broadcast
 from tests.media.test_faults import janus_pid
 from tests.servers import Server, bearer, operator, running_summitry
 
@@ -148,8 +148,73 @@ async def test_refused_cuts_change_nothing_and_viewers_cannot_publish(
             await http.get(f"/api/v1/summits/{room.summit.id}/feeds", headers=auth(room.observer))
         ).json()
         assert sorted(f["name"] for f in feeds) == ["Joe Biden", "Vladimir Putin"]
+        assert (await http.delete(answer.headers["Location"])).status_code == 200
     finally:
         await viewer.close()
+        for publisher in publishers:
+            await publisher.close()
+
+
+async def watching(http: httpx.AsyncClient, slug: str, count: int) -> None:
+    """Waits until the public view counts `count` WHEP viewers (Janus tells of a hang-up
+    at once; a viewer that never connects goes at the server's deadline, 8 s here)."""
+    seen = None
+    try:
+        async with asyncio.timeout(30):
+            while (seen := (await http.get(f"/api/v1/public/{slug}")).json()["watching"]) != count:
+                await asyncio.sleep(0.2)
+    except TimeoutError:
+        raise AssertionError(f"{seen} WHEP viewers, not {count}") from None
+
+
+async def offer_only(http: httpx.AsyncClient, url: str) -> tuple[RTCPeerConnection, httpx.Response]:
+    """A WHEP offer whose answer is never used: a viewer that never connects."""
+    viewer = RTCPeerConnection()
+    viewer.addTransceiver("video", direction="recvonly")
+    await viewer.setLocalDescription(await viewer.createOffer())
+    sent = await http.post(
+        url, content=viewer.localDescription.sdp, headers={"Content-Type": "application/sdp"}
+    )
+    return viewer, sent
+
+
+async def test_viewers_that_never_connect_or_hang_up_are_let_go_and_each_address_is_capped(
+    http: httpx.AsyncClient, room: Room
+) -> None:
+    publishers = await go_live(http, room)
+    viewers: list[RTCPeerConnection] = []
+    try:
+        live = await wait_phase(http, room.summit.slug, "public")
+        slug, url = room.summit.slug, str(live["whep"])
+        assert live["watching"] == 0
+        # One that watches, then closes its connection without a DELETE.
+        watcher = RTCPeerConnection()
+        viewers.append(watcher)
+        counts = frames_of(watcher)
+        assert (await watch_broadcast(http, url, watcher)).status_code == 201
+        await watching(http, slug, 1)
+        async with asyncio.timeout(15):
+            while counts["video"] < 10:
+                await asyncio.sleep(0.1)
+        await watcher.close()
+        await watching(http, slug, 0)
+        # Offers from one address that never connect: 16 are held, the 17th is refused
+        # until the deadline lets them go.
+        for _ in range(16):
+            viewer, sent = await offer_only(http, url)
+            viewers.append(viewer)
+            assert sent.status_code == 201, sent.text
+        viewer, refused = await offer_only(http, url)
+        viewers.append(viewer)
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["error"] == "rate_limited" and "Retry-After" in refused.headers
+        await watching(http, slug, 0)
+        viewer, again = await offer_only(http, url)
+        viewers.append(viewer)
+        assert again.status_code == 201, again.text
+    finally:
+        for viewer in viewers:
+            await viewer.close()
         for publisher in publishers:
             await publisher.close()
 

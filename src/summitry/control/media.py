@@ -4,6 +4,7 @@ ports each service needs, and the values that cross that seam."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -148,8 +149,15 @@ class BroadcastControl(Protocol):
 class PublicOutputs(Protocol):
     """What the public receives: WHEP viewers, the live files and the recordings."""
 
-    async def watch_broadcast(self, summit_id: str, offer: str) -> tuple[str, str]:
-        """WHEP: a public viewer's offer for the live broadcast: (resource id, answer)."""
+    async def watch_broadcast(
+        self, summit_id: str, offer: str, gone: Callable[[], None]
+    ) -> tuple[str, str]:
+        """WHEP: a public viewer's offer for the live broadcast: (resource id, answer).
+        `gone` is called once the viewer is no more."""
+        ...
+
+    def watching(self, summit_id: str) -> int:
+        """How many WHEP viewers watch the summit now."""
         ...
 
     async def stop_watching(self, summit_id: str, resource_id: str) -> None: ...

@@ -4,6 +4,7 @@ the recordings of the public part afterwards, and readouts once out of embargo."
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -93,6 +94,7 @@ class PublicSide:
         }
         if row.phase == Phase.PUBLIC.value:
             media["whep"] = self._links.whep(row.slug)
+            media["watching"] = self._media.watching(row.id)
             media["streams"] = [
                 PublicStream(
                     names[side.position], self._links.live_playlist(row.slug, side.position)
@@ -122,14 +124,15 @@ class PublicSide:
             expiry(public_end(row, now), now, VIEWER_LONGEST, VIEWER_OVERRUN),
         )
 
-    async def watch(self, slug: str, offer: str) -> tuple[str, str]:
-        """A public viewer's WHEP offer: the live broadcast, nothing else."""
+    async def watch(self, slug: str, offer: str, gone: Callable[[], None]) -> tuple[str, str]:
+        """A public viewer's WHEP offer: the live broadcast, nothing else. `gone` is
+        called once the viewer is no more (stopped, let go, or the cut)."""
         offer = peer_safe(self._peers, check_description(offer), f"a viewer of {slug}")
         async with self._work.reading() as repo:
             row = await repo.summit_by_slug(slug)
         if row.phase != Phase.PUBLIC.value:
             raise IllegalTransition("the summit is not being broadcast now")
-        return await require_media(self._media).watch_broadcast(row.id, offer)
+        return await require_media(self._media).watch_broadcast(row.id, offer, gone)
 
     async def stop_watching(self, slug: str, resource_id: str) -> None:
         summit_id = await self.summit_id_for(slug)

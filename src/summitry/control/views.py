@@ -146,6 +146,7 @@ class PublicView:
     # The Ed25519 key that signs the summit's audit trail and receipts: raw, base64url.
     audit_public_key: str
     whep: str | None = None
+    watching: int = 0  # WHEP viewers now (HLS viewers are not counted)
     streams: list[PublicStream] = field(default_factory=list)
     recordings: list[PublicRecording] = field(default_factory=list)
 

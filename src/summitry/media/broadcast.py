@@ -139,6 +139,8 @@ class Broadcast:
 class Viewer:
     summit_id: str
     handle: Handle
+    gone: Callable[[], None]
+    follower: asyncio.Task[None] | None = None
 
 
 class BroadcastChain:
@@ -149,8 +151,10 @@ class BroadcastChain:
         announce: Announce,
         folder: Path,
         ffmpeg: str,
+        viewer_connect_seconds: float = 20,
     ) -> None:
         self._connection = connection
+        self.viewer_connect_seconds = viewer_connect_seconds
         self.room = room
         self._announce = announce
         self.folder = folder
@@ -426,13 +430,17 @@ class BroadcastChain:
     async def lost_media_server(self) -> None:
         """Janus went away: every live broadcast failed (it is never resumed)."""
         self._streaming = None
+        for viewer in self._viewers.values():
+            viewer.gone()
+            if viewer.follower is not None:
+                viewer.follower.cancel()
         self._viewers.clear()
         for summit_id in list(self._live):
             await self.fail(summit_id)
 
     # --- WHEP viewers
 
-    async def watch(self, summit_id: str, offer: str) -> tuple[str, str]:
+    async def watch(self, summit_id: str, offer: str, gone: Callable[[], None]) -> tuple[str, str]:
         broadcast = self._live.get(summit_id)
         if broadcast is None:
             raise IllegalTransition("the summit is not broadcasting now")
@@ -443,8 +451,35 @@ class BroadcastChain:
         )
         await handle.trickle_completed()
         resource_id = secrets.token_urlsafe(12)
-        self._viewers[resource_id] = Viewer(summit_id, handle)
+        viewer = self._viewers[resource_id] = Viewer(summit_id, handle, gone)
+        viewer.follower = asyncio.create_task(self._follow(resource_id, viewer))
         return resource_id, answer
+
+    def watching(self, summit_id: str) -> int:
+        return sum(viewer.summit_id == summit_id for viewer in self._viewers.values())
+
+    async def _follow(self, resource_id: str, viewer: Viewer) -> None:
+        """Lets a viewer go when its connection is not up in time, or when it ends
+        without a DELETE (Janus hangs up on ICE or DTLS failure, or a closed peer)."""
+        events = viewer.handle.session.events(viewer.handle.id)
+        try:
+            async with asyncio.timeout(self.viewer_connect_seconds):
+                while (kind := (await events.get()).get("janus")) != "webrtcup":
+                    if kind in ("hangup", "detached"):
+                        break
+                else:
+                    kind = None
+            while kind not in ("hangup", "detached"):
+                kind = (await events.get()).get("janus")
+            log.info("WHEP viewer %s of %s went away", resource_id, viewer.summit_id)
+        except TimeoutError:
+            log.info(
+                "WHEP viewer %s of %s did not connect within %s s",
+                resource_id,
+                viewer.summit_id,
+                self.viewer_connect_seconds,
+            )
+        await self.unwatch(resource_id)
 
     def viewer_summit(self, resource_id: str) -> str:
         viewer = self._viewers.get(resource_id)
@@ -454,5 +489,10 @@ class BroadcastChain:
 
     async def unwatch(self, resource_id: str) -> None:
         viewer = self._viewers.pop(resource_id, None)
-        if viewer is not None:
+        if viewer is None:
+            return
+        viewer.gone()
+        if viewer.follower is not None and viewer.follower is not asyncio.current_task():
+            viewer.follower.cancel()
+        with contextlib.suppress(JanusError, JanusUnavailable, MediaUnavailable):
             await viewer.handle.detach()

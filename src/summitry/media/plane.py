@@ -65,7 +65,9 @@ async def build_media_plane(
     connection = JanusConnection()
     state = StateFile(media_dir / "media.state.json")
     rooms = JanusRooms(connection, state, announce)
-    broadcast = BroadcastChain(connection, rooms, announce, broadcast_dir, find_ffmpeg())
+    broadcast = BroadcastChain(
+        connection, rooms, announce, broadcast_dir, find_ffmpeg(), config.viewer_connect_seconds
+    )
     rooms.broadcast = broadcast
     connection.user = rooms
     end_orphans(broadcast_dir)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -61,7 +62,11 @@ class Broadcast(Protocol):
 
     async def lost_media_server(self) -> None: ...
 
-    async def watch(self, summit_id: str, offer: str) -> tuple[str, str]: ...
+    async def watch(
+        self, summit_id: str, offer: str, gone: Callable[[], None]
+    ) -> tuple[str, str]: ...
+
+    def watching(self, summit_id: str) -> int: ...
 
     def viewer_summit(self, resource_id: str) -> str: ...
 
@@ -395,8 +400,13 @@ class JanusRooms:
             raise MediaUnavailable("this server has no broadcast chain")
         return self.broadcast
 
-    async def watch_broadcast(self, summit_id: str, offer: str) -> tuple[str, str]:
-        return await self._chain().watch(summit_id, offer)
+    async def watch_broadcast(
+        self, summit_id: str, offer: str, gone: Callable[[], None]
+    ) -> tuple[str, str]:
+        return await self._chain().watch(summit_id, offer, gone)
+
+    def watching(self, summit_id: str) -> int:
+        return 0 if self.broadcast is None else self.broadcast.watching(summit_id)
 
     async def stop_watching(self, summit_id: str, resource_id: str) -> None:
         chain = self._chain()

@@ -12,8 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from summitry import __version__
 from summitry.config import Config
 from summitry.web import api, errors, keys, media, pages, public
-from summitry.web.limits import BodyLimit, Buckets, FailedCredentials, RateLimit
-from summitry.web.sse import StreamSlots
+from summitry.web.limits import BodyLimit, Buckets, FailedCredentials, RateLimit, Slots
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -33,6 +32,10 @@ KEY_CHANGE_RATE, KEY_CHANGE_BURST = 1 / 10, 20
 # household or an office behind one address may hold a few dozen public ones.
 PUBLIC_STREAMS_PER_ADDRESS, PUBLIC_STREAMS = 32, 4000
 STREAMS_PER_PARTICIPANT, PARTICIPANT_STREAMS = 4, 2000
+# WHEP viewers: each takes one of Janus's media ports (12001 by default), so viewers may
+# hold at most 1000 of them, and the participants always find theirs; more viewers
+# watch over HLS, which costs no port. An office behind one address may hold a few.
+VIEWERS_PER_ADDRESS, VIEWERS = 16, 1000
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
@@ -92,8 +95,11 @@ def create_app(config: Config, lifespan: Lifespan | None = None) -> FastAPI:
         RateLimit, prefixes=PUBLIC_PREFIXES, buckets=Buckets(PUBLIC_RATE, PUBLIC_BURST)
     )
     app.state.key_changes = Buckets(KEY_CHANGE_RATE, KEY_CHANGE_BURST)
-    app.state.public_streams = StreamSlots(PUBLIC_STREAMS_PER_ADDRESS, PUBLIC_STREAMS)
-    app.state.participant_streams = StreamSlots(STREAMS_PER_PARTICIPANT, PARTICIPANT_STREAMS)
+    app.state.public_streams = Slots(PUBLIC_STREAMS_PER_ADDRESS, PUBLIC_STREAMS, "event streams")
+    app.state.participant_streams = Slots(
+        STREAMS_PER_PARTICIPANT, PARTICIPANT_STREAMS, "event streams"
+    )
+    app.state.viewers = Slots(VIEWERS_PER_ADDRESS, VIEWERS, "WHEP viewers")
     app.state.failed_credentials = FailedCredentials(
         Buckets(FAILED_CREDENTIAL_RATE, FAILED_CREDENTIAL_BURST)
     )

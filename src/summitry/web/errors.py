@@ -77,6 +77,7 @@ ERROR_ANSWERS = {
     403: "The credential does not allow this",
     404: "No such summit",
     409: "Not now: the state does not allow it",
+    429: "Too many: try again after the seconds Retry-After says",
 }
 
 

@@ -1,17 +1,49 @@
 """Limits enforced before the application does any work: request body sizes, the public
-endpoints' request rate, and addresses that keep presenting credentials not issued here."""
+endpoints' request rate, addresses that keep presenting credentials not issued here, and
+how many lasting things (event streams, WHEP viewers) each holder may have open."""
 
 from __future__ import annotations
 
 import json
 import math
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from summitry.web.errors import TooManyFailures, error_body
+from summitry.web.errors import Throttled, TooManyFailures, error_body
+
+
+class Slots:
+    """Lasting things (`what`: event streams, WHEP viewers), each holding a connection,
+    a file descriptor or a media port while it lasts: at most `per_holder` per holder
+    (an address, a participant) and `total` in all; beyond, 429."""
+
+    def __init__(self, per_holder: int, total: int, what: str) -> None:
+        self.per_holder = per_holder
+        self.total = total
+        self.what = what
+        self.open: Counter[str] = Counter()
+
+    def claim(self, holder: str) -> Callable[[], None]:
+        """A slot for `holder`, and the one-shot call that frees it."""
+        if self.open[holder] >= self.per_holder:
+            raise Throttled(5, f"more than {self.per_holder} {self.what} are open from here")
+        if self.open.total() >= self.total:
+            raise Throttled(5, f"the server has as many {self.what} open as it takes")
+        self.open[holder] += 1
+        freed = False
+
+        def free() -> None:
+            nonlocal freed
+            if not freed:
+                freed = True
+                self.open[holder] -= 1
+                if self.open[holder] <= 0:
+                    del self.open[holder]
+
+        return free
 
 
 class BodyTooLarge(Exception):

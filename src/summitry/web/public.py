@@ -13,6 +13,8 @@ from fastapi.responses import FileResponse
 from summitry.control.views import IceServersView
 from summitry.domain.errors import NotFound
 from summitry.web.api import Service
+from summitry.web.errors import declared
+from summitry.web.limits import client_address
 from summitry.web.media import SDP, SDP_BODY, ice_headers, text_body
 
 router = APIRouter()
@@ -26,13 +28,23 @@ RECORDING_TYPES = {"mp4": ("recording.mp4", "video/mp4"), "ogg": ("audio.ogg", "
     status_code=201,
     response_class=Response,
     openapi_extra={"requestBody": {"required": True, **SDP_BODY}},
-    responses={201: {"description": "The SDP answer; Location names the resource", **SDP_BODY}},
+    responses={
+        201: {"description": "The SDP answer; Location names the resource", **SDP_BODY},
+        **declared(404, 409, 429),
+    },
 )
 async def whep_watch(slug: str, request: Request, service: Service) -> Response:
-    """WHEP: watch the live broadcast (a viewer only receives; it can never publish)."""
+    """WHEP: watch the live broadcast (a viewer only receives; it can never publish). A
+    viewer whose connection is not up within the server's deadline, or that goes away
+    without a DELETE, is let go."""
     offer = await text_body(request, SDP)
     ice = ice_headers(await service.public.ice_servers(slug))
-    resource_id, answer = await service.public.watch(slug, offer)
+    gone = request.app.state.viewers.claim(client_address(request.scope))
+    try:
+        resource_id, answer = await service.public.watch(slug, offer, gone)
+    except BaseException:
+        gone()
+        raise
     headers = {"Location": f"/api/v1/public/{slug}/whep/{resource_id}"} | ice
     return Response(answer, 201, media_type=SDP, headers=headers)
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import weakref
-from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +15,7 @@ from fastapi.responses import StreamingResponse
 from summitry.control.events import EventHub
 from summitry.domain.events import RosterChanged, SummitEvent, lobby_sees
 from summitry.domain.model import reads_the_talks
-from summitry.web.errors import Throttled
+from summitry.web.limits import Slots
 
 KEEPALIVE_SECONDS = 15.0
 
@@ -30,36 +29,6 @@ def encode(event: dict[str, Any]) -> bytes:
     return f"event: {event['type']}\ndata: {data}\n\n".encode()
 
 
-class StreamSlots:
-    """Open event streams: each holds a connection and a file descriptor for as long as
-    it lasts, so there are at most `per_holder` per holder (a viewer's address, a
-    participant) and `total` in all; beyond, 429."""
-
-    def __init__(self, per_holder: int, total: int) -> None:
-        self.per_holder = per_holder
-        self.total = total
-        self.open: Counter[str] = Counter()
-
-    def claim(self, holder: str) -> Callable[[], None]:
-        """A slot for `holder`, and the one-shot call that frees it."""
-        if self.open[holder] >= self.per_holder:
-            raise Throttled(5, f"more than {self.per_holder} event streams are open from here")
-        if self.open.total() >= self.total:
-            raise Throttled(5, "the server has as many event streams open as it takes")
-        self.open[holder] += 1
-        freed = False
-
-        def free() -> None:
-            nonlocal freed
-            if not freed:
-                freed = True
-                self.open[holder] -= 1
-                if self.open[holder] <= 0:
-                    del self.open[holder]
-
-        return free
-
-
 def stream(
     request: Request,
     hub: EventHub,
@@ -67,7 +36,7 @@ def stream(
     snapshot: SummitEvent,
     *,
     public: bool,
-    slots: StreamSlots,
+    slots: Slots,
     holder: str,
     participant_id: str | None = None,
     reads_talks: bool = False,
