@@ -109,12 +109,12 @@ async def test_malformed_and_oversized_json(http: httpx.AsyncClient) -> None:
         headers={**operator(), "content-type": "application/json"},
     )
     assert (response.status_code, response.json()["error"]) == (400, "malformed_json")
-    huge = json.dumps(summit_body(agenda="x" * 100_000))
+    huge = json.dumps(summit_body(agenda="x" * 300_000))
     response = await http.post(
         "/api/v1/summits", content=huge, headers={**operator(), "content-type": "application/json"}
     )
     assert response.status_code == 413
-    assert response.json()["message"] == "the request body is larger than 65536 bytes"
+    assert response.json()["message"] == "the request body is larger than 262144 bytes"
     assert await summit_count(http) == before
 
 

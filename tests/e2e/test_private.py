@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -459,7 +458,6 @@ async def test_a_removed_participant_decodes_nothing_sent_after_the_rekey(
             while (await curious_stats(putin)).get("video", {}).get("framesDecoded", 0) < 30:
                 await asyncio.sleep(0.3)  # his copy of the key opens the frames
 
-        removed = time.monotonic()
         ru = private_call[RU_COORDINATOR]
         remove = ru.locator(f'#own-roster li[data-name="{RU_PRINCIPAL}"] button.remove')
         await remove.click()
@@ -468,7 +466,6 @@ async def test_a_removed_participant_decodes_nothing_sent_after_the_rekey(
         async with asyncio.timeout(QUICK_TIMEOUT_MS / 1000):
             while (await key_exchange(http, summit.id, summit.ru_token))["in_force"] == epoch:
                 await asyncio.sleep(0.05)
-        in_force_after = time.monotonic() - removed
         await asyncio.sleep(1)  # frames sealed with the old key drain
         first = await curious_stats(putin), await curious_counters(putin)
         await asyncio.sleep(3)
@@ -481,7 +478,6 @@ async def test_a_removed_participant_decodes_nothing_sent_after_the_rekey(
     assert later[1]["video"]["decrypted"] == first[1]["video"]["decrypted"], later
     assert later[1]["video"]["undecryptable"] > first[1]["video"]["undecryptable"] + 30, later
     assert later[1]["video"]["epoch"] == epoch, later
-    assert in_force_after < 5, in_force_after
     trail = (
         await http.get(f"/api/v1/summits/{summit.id}/audit", headers=bearer(OPERATOR_TOKEN))
     ).json()["trail"]

@@ -17,7 +17,9 @@ from summitry.web.limits import BodyLimit, Buckets, FailedCredentials, RateLimit
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
-BODY_LIMIT = 64 * 1024
+# Room for the largest field the document allows (an SDP of 32 KiB), even when JSON
+# escapes each of its characters in six bytes: it is refused for its length (422).
+BODY_LIMIT = 256 * 1024
 # What anyone may call: a viewer's player polls two playlists and fetches segments, 4-8
 # requests a second, and several viewers may share an address; bursts cover a page load.
 PUBLIC_PREFIXES = ("/api/v1/public/", "/s/")
@@ -83,6 +85,7 @@ def create_app(config: Config, lifespan: Lifespan | None = None) -> FastAPI:
     )
     app.state.config = config
     errors.install(app)
+    errors.declare_errors(app)
     app.include_router(api.router)
     app.include_router(media.router)
     app.include_router(media.preflight_router)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -73,12 +74,67 @@ def declared(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 ERROR_ANSWERS = {
+    400: "The body is not valid JSON, or not a usable SDP",
     401: "No credential, or one this server never issued, expired or revoked",
     403: "The credential does not allow this",
     404: "No such summit",
     409: "Not now: the state does not allow it",
+    413: "The body is too large",
+    422: "A field, parameter or header is wrong; `field` names it",
     429: "Too many: try again after the seconds Retry-After says",
+    503: "The media server is not answering right now",
 }
+ERROR_SCHEMA = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
+
+
+def errors_of(path: str, method: str, operation: dict[str, Any]) -> list[int]:
+    """The errors an operation can answer with, from what it is: every one may be
+    refused for its rate (the public limit, or credentials not issued here); one with a
+    body may get a bad or too large one; one that names something may not find it; one
+    for participants or the operator needs a credential; one that changes something may
+    not be allowed now; and the media server may be away."""
+    statuses = [429, 503]
+    if "requestBody" in operation:
+        statuses += [400, 413, 422]
+    if operation.get("parameters"):
+        statuses.append(422)
+    if "{" in path:
+        statuses.append(404)
+    if not path.startswith("/api/v1/public/") and path != "/api/v1/health":
+        statuses += [401, 403]
+    if method != "get":
+        statuses.append(409)
+    return sorted(set(statuses))
+
+
+def declare_errors(app: FastAPI) -> None:
+    """Each operation of the OpenAPI document lists the errors it can answer with, each
+    with the error body every error has (FastAPI's own 422 body is never sent)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = generate()
+        for path, operations in schema["paths"].items():
+            for method, operation in operations.items():
+                answers = operation.setdefault("responses", {})
+                for status in errors_of(path, method, operation):
+                    answer = answers.setdefault(str(status), {})
+                    answer.setdefault("description", ERROR_ANSWERS[status])
+                    answer["content"] = ERROR_SCHEMA
+                    if status == 429:
+                        answer["headers"] = {
+                            "Retry-After": {
+                                "description": "Seconds to wait",
+                                "schema": {"type": "integer"},
+                            }
+                        }
+        schema["components"]["schemas"].pop("HTTPValidationError", None)
+        schema["components"]["schemas"].pop("ValidationError", None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
@@ -116,6 +172,22 @@ def install(app: FastAPI) -> None:
         return JSONResponse(error_body("invalid_input", message, field), 422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
-        return JSONResponse(error_body(code, str(error.detail)), error.status_code)
+        headers = error.headers
+        if error.status_code == 405:
+            # Starlette names the methods of the one route it tried; the path may have
+            # others, which the OpenAPI document lists.
+            documented = documented_methods(request.app, request.url.path)
+            if documented:
+                headers = {"Allow": ", ".join(documented)}
+        return JSONResponse(error_body(code, str(error.detail)), error.status_code, headers)
+
+
+def documented_methods(app: FastAPI, path: str) -> list[str]:
+    """The methods the OpenAPI document gives the path, if it lists it."""
+    for template, operations in app.openapi()["paths"].items():
+        pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, path):
+            return sorted(method.upper() for method in operations)
+    return []
